@@ -1,0 +1,255 @@
+import cluster from 'node:cluster';
+import { isDeepStrictEqual } from 'node:util';
+import { context, diag, propagation, trace, type Context } from '@opentelemetry/api';
+import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type Span,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
+import { describeExportError } from './diagnose';
+import { CountingExporter, createExporters, type ExportStats } from './exporter';
+import { createInstrumentations, loadOrderWarning, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
+import { installStopHooks } from './lifecycle';
+import { diagLevel, Logger } from './log';
+import { readPm2 } from './pm2';
+import { buildResource, workerIdentity } from './resource';
+import { Redactor } from './secrets';
+import type { ForktraceOptions } from './types';
+
+/** Span counts for this process. `ended = delivered + failed + pending`. */
+export interface SpanStats extends ExportStats {
+  /** Sampled spans that ended. */
+  ended: number;
+  /** Ended spans not yet delivered or given up on (queued, in flight, or dropped by a full queue). */
+  pending: number;
+}
+
+/** What instrument() returns. */
+export interface ForktraceHandle {
+  /** The resolved configuration, header values and credentials redacted. */
+  readonly config: RedactedConfig;
+  /** Whether this process is tracing. */
+  readonly active: boolean;
+  /** Delivers every queued span. Never rejects. */
+  forceFlush(): Promise<void>;
+  /** Flushes, then stops tracing in this process. Never rejects. */
+  shutdown(): Promise<void>;
+  /** Span counts since start. */
+  stats(): SpanStats;
+}
+
+/** Lines forktrace prints, exported so that tests can assert them word for word. */
+export const statusMessages = {
+  disabled: 'not instrumented: OTEL_SDK_DISABLED=true.',
+  notInstrumented: (why: string) => `not instrumented: ${why}`,
+  optionsDiffer:
+    'instrument() was called again with different options; the first call\'s configuration stays in effect.',
+  primaryStandsDown: (pid: number) =>
+    `pid ${pid} is a node:cluster primary: tracing stopped here, workers are traced. Set FORKTRACE_INSTRUMENT_PRIMARY=true to trace the primary too.`,
+} as const;
+
+interface State {
+  options: ForktraceOptions | undefined;
+  handle: ForktraceHandle;
+}
+
+// On globalThis, so that a second copy of forktrace (another node_modules folder, or the CJS and
+// ESM preload both running) still starts only once per process.
+const STATE = Symbol.for('forktrace.state');
+type GlobalWithState = typeof globalThis & { [STATE]?: State };
+
+const zeroStats = (): SpanStats => ({ ended: 0, exported: 0, delivered: 0, failed: 0, pending: 0 });
+
+function noopHandle(config: RedactedConfig): ForktraceHandle {
+  return {
+    config,
+    active: false,
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+    stats: zeroStats,
+  };
+}
+
+function sampler(config: ResolvedConfig): Sampler {
+  switch (config.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(config.samplerRatio);
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.samplerRatio) });
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+/** Counts ended spans; the batch processor does not say how many it holds. */
+class EndCounter implements SpanProcessor {
+  ended = 0;
+  onStart(_span: Span, _ctx: Context): void {}
+  onEnd(_span: ReadableSpan): void {
+    this.ended++;
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Starts tracing in this process: synchronously, so that modules loaded after it returns are
+ * traced. Call it before express and mysql2 are loaded, or use the preload
+ * (`node --require forktrace/register`).
+ *
+ * Idempotent: a second call returns the first handle. A wrong option throws a TypeError or
+ * RangeError naming it; anything else that goes wrong leaves a no-op handle and one
+ * "not instrumented: …" line, and the app runs on.
+ */
+export function instrument(options?: ForktraceOptions): ForktraceHandle {
+  const g = globalThis as GlobalWithState;
+  const existing = g[STATE];
+  if (existing) {
+    if (options !== undefined && !isDeepStrictEqual(options, existing.options)) {
+      diag.warn(statusMessages.optionsDiffer);
+    }
+    return existing.handle;
+  }
+
+  const pm2 = readPm2(process.env);
+  const config = resolveConfig(options, pm2?.env ?? process.env, defaultHostFacts(pm2));
+  const redacted = redactConfig(config);
+  const logger = new Logger(new Redactor(config.secrets), diagLevel(config.logLevel));
+
+  const state: State = { options, handle: noopHandle(redacted) };
+  g[STATE] = state;
+  for (const w of config.warnings) logger.warn(w);
+
+  if (config.disabled) {
+    logger.status(statusMessages.disabled);
+    return state.handle;
+  }
+  try {
+    state.handle = start(config, redacted, logger, pm2);
+  } catch (e) {
+    logger.status(statusMessages.notInstrumented(e instanceof Error ? e.message : String(e)));
+  }
+  return state.handle;
+}
+
+function start(
+  config: ResolvedConfig,
+  redacted: RedactedConfig,
+  logger: Logger,
+  pm2: ReturnType<typeof readPm2>,
+): ForktraceHandle {
+  diag.setLogger(logger, { logLevel: diagLevel(config.logLevel), suppressOverrideMessage: true });
+
+  const early = modulesLoadedTooEarly(config);
+  if (early.length > 0) logger.warn(loadOrderWarning(early));
+
+  const clusterWorker = cluster.worker;
+  const worker = workerIdentity(pm2?.env ?? process.env, pm2, clusterWorker?.id);
+
+  const stats: ExportStats = { exported: 0, delivered: 0, failed: 0 };
+  const reported = new WeakSet<object>();
+  const exporters = createExporters(config).map(
+    (e) =>
+      new CountingExporter(e, stats, (error, spans) => {
+        if (error) reported.add(error);
+        const d = describeExportError(error);
+        logger.warnRateLimited(
+          `export:${d.kind}`,
+          `export to ${config.endpoint} failed: ${d.text}. ${spans} span(s) dropped; ${stats.failed} since start (delivered ${stats.delivered}).`,
+        );
+      }),
+  );
+  // The batch processor also hands a failed export's error to the global handler; it has been
+  // reported above, once, so only other errors get through.
+  setGlobalErrorHandler((err) => {
+    if (typeof err === 'object' && err !== null && reported.has(err)) return;
+    logger.warnRateLimited('error', String(err instanceof Error ? err.message : err));
+  });
+
+  const counter = new EndCounter();
+  const provider = new NodeTracerProvider({
+    resource: buildResource(config, worker),
+    sampler: sampler(config),
+    spanProcessors: [
+      new QueryRedactingProcessor(),
+      counter,
+      ...exporters.map((e) => new BatchSpanProcessor(e, config.batch)),
+    ],
+  });
+  provider.register();
+  const instrumentations = createInstrumentations(config);
+  const unregister = registerInstrumentations({ tracerProvider: provider, instrumentations });
+
+  const statsNow = (): SpanStats => ({
+    ...stats,
+    ended: counter.ended,
+    pending: Math.max(0, counter.ended * exporters.length - stats.delivered - stats.failed),
+  });
+  let stopped = false;
+  const forceFlush = () => provider.forceFlush().catch(() => undefined);
+  const shutdown = async () => {
+    if (stopped) return;
+    stopped = true;
+    uninstallHooks();
+    unregister();
+    await provider.shutdown().catch(() => undefined);
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  };
+  const uninstallHooks = installStopHooks({
+    flush: forceFlush,
+    shutdown,
+    pending: () => statsNow().pending,
+    ended: () => counter.ended,
+    timeoutMillis: config.shutdownTimeoutMillis,
+    logger,
+    pm2ShutdownMessage: pm2?.shutdownWithMessage ?? false,
+    clusterWorker,
+  });
+
+  const handle: ForktraceHandle = {
+    config: redacted,
+    get active() {
+      return !stopped;
+    },
+    forceFlush,
+    shutdown,
+    stats: statsNow,
+  };
+
+  // A node:cluster primary usually only forks and supervises; its workers inherit --require and
+  // start tracing themselves. Stand down once it forks, before the first worker exists.
+  if (cluster.isPrimary && !config.instrumentPrimary) {
+    cluster.once('setup', () => {
+      logger.status(statusMessages.primaryStandsDown(process.pid));
+      void shutdown();
+    });
+  }
+
+  const where = config.exporters.includes('otlp') ? `${config.endpoint} (${config.compression}${config.hasApiKey ? `, key in ${config.apiKeyHeader}` : ''})` : '';
+  const to = [where, ...config.exporters.filter((e) => e !== 'otlp')].filter((s) => s !== '').join(' + ') || 'nowhere (OTEL_TRACES_EXPORTER=none)';
+  const who = worker.processManager === 'none' ? '' : `, ${worker.processManager} worker ${worker.index ?? '?'}`;
+  logger.status(`tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`);
+  return handle;
+}

@@ -1,0 +1,121 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context } from '@opentelemetry/api';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
+import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ResolvedConfig } from './config';
+
+/** Query parameters whose values are replaced in URL attributes (matched case-insensitively). */
+export const SENSITIVE_QUERY_KEY = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|^code$/i;
+export const REDACTED = 'REDACTED';
+const URL_ATTRIBUTES = ['url.full', 'url.query', 'http.url', 'http.target'];
+
+/** Replaces the values of sensitive parameters in a query string or a URL that has one. */
+export function redactQuery(value: string): string {
+  const q = value.indexOf('?');
+  if (q < 0 && (value.startsWith('/') || value.includes('://'))) return value;
+  // With no '?', the value is a bare query string (url.query).
+  const head = value.slice(0, q + 1);
+  const rest = value.slice(q + 1);
+  const hash = rest.indexOf('#');
+  const query = hash >= 0 ? rest.slice(0, hash) : rest;
+  const tail = hash >= 0 ? rest.slice(hash) : '';
+  let changed = false;
+  const parts = query.split('&').map((part) => {
+    const eq = part.indexOf('=');
+    if (eq < 0) return part;
+    let key = part.slice(0, eq);
+    try {
+      key = decodeURIComponent(key.replace(/\+/g, ' '));
+    } catch {
+      // keep the raw key
+    }
+    if (!SENSITIVE_QUERY_KEY.test(key)) return part;
+    changed = true;
+    return `${part.slice(0, eq)}=${REDACTED}`;
+  });
+  return changed ? head + parts.join('&') + tail : value;
+}
+
+/**
+ * Redacts sensitive query values in URL attributes when a span starts, for every
+ * instrumentation alike. instrumentation-http's own list is exact-match and case-sensitive
+ * (`sig`, `X-Amz-Signature`, …), so `?token=` or `?api_key=` would be kept.
+ */
+export class QueryRedactingProcessor implements SpanProcessor {
+  onStart(span: Span, _parentContext: Context): void {
+    const attrs = span.attributes;
+    for (const key of URL_ATTRIBUTES) {
+      const v = attrs[key];
+      if (typeof v === 'string' && v.includes('=')) {
+        const redacted = redactQuery(v);
+        if (redacted !== v) span.setAttribute(key, redacted);
+      }
+    }
+  }
+  onEnd(_span: ReadableSpan): void {}
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Modules that are silently untraced when loaded before instrument(). */
+const WATCHED = ['express', 'mysql2'] as const;
+
+/** Watched modules already in the require cache, i.e. loaded before instrumentation started. */
+export function modulesLoadedTooEarly(config: ResolvedConfig, cacheKeys: string[] = Object.keys(require.cache)): string[] {
+  return WATCHED.filter((name) => {
+    if (!config.instrumentations[name]) return false;
+    const marker = `node_modules/${name}/`;
+    return cacheKeys.some((k) => k.replace(/\\/g, '/').includes(marker));
+  });
+}
+
+export const loadOrderWarning = (names: string[]) =>
+  `${names.join(' and ')} ${names.length > 1 ? 'were' : 'was'} loaded before forktrace, so ${names.length > 1 ? 'they are' : 'it is'} not traced. ` +
+  'Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register), ' +
+  "or node_args: '--require forktrace/register' in ecosystem.config.js.";
+
+/**
+ * Creates and enables the instrumentations. They patch modules through require/import hooks, so
+ * only modules loaded after this call are traced.
+ */
+export function createInstrumentations(config: ResolvedConfig): Instrumentation[] {
+  const out: Instrumentation[] = [];
+  if (config.instrumentations.http) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+    const excluded = config.excludedUrls;
+    out.push(
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook:
+          excluded.length === 0
+            ? undefined
+            : (req: IncomingMessage) => {
+                const url = req.url ?? '/';
+                const q = url.indexOf('?');
+                const p = q >= 0 ? url.slice(0, q) : url;
+                return excluded.some((r) => r.test(p));
+              },
+      }),
+    );
+  }
+  if (config.instrumentations.express) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const express = require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
+    const all = [express.ExpressLayerType.ROUTER, express.ExpressLayerType.MIDDLEWARE, express.ExpressLayerType.REQUEST_HANDLER];
+    out.push(
+      new express.ExpressInstrumentation({
+        ignoreLayersType: all.filter((t) => !(config.expressLayers as string[]).includes(t)),
+      }),
+    );
+  }
+  if (config.instrumentations.mysql2) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
+    out.push(new MySQL2Instrumentation({ maskStatement: config.maskDbStatements }));
+  }
+  return out;
+}

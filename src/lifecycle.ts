@@ -1,0 +1,103 @@
+import type { Logger } from './log';
+
+export interface StopHooksOptions {
+  /** Deliver queued spans; resolves when done (or failed). */
+  flush(): Promise<void>;
+  /** Flush and release the exporter; used when the process is about to end. */
+  shutdown(): Promise<void>;
+  /** Spans ended but not yet handed to a finished export. */
+  pending(): number;
+  /** Spans ended since start; a beforeExit flush runs only when this moved. */
+  ended(): number;
+  timeoutMillis: number;
+  logger: Logger;
+  /** Listen for pm2's `shutdown` message (ecosystem `shutdown_with_message: true`). */
+  pm2ShutdownMessage: boolean;
+  /** The cluster worker object, when this process is a node:cluster (or pm2 cluster) worker. */
+  clusterWorker: NodeJS.EventEmitter | undefined;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/** Resolves after `ms`, without keeping the process alive for it. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * Flushes queued spans on every way a worker stops: SIGINT/SIGTERM (pm2 stop/reload send SIGINT,
+ * then SIGKILL after kill_timeout, 1600 ms by default), pm2's `shutdown` message, cluster
+ * `disconnect`, and `beforeExit`. Each flush waits at most `timeoutMillis`.
+ *
+ * Node's own behaviour is kept. A signal listener removes Node's default "terminate", so:
+ * - when forktrace's listener is the only one for the signal, it flushes, removes itself and
+ *   re-raises the signal: the process ends by that signal, as it would have without forktrace;
+ * - when the app has listeners of its own, forktrace starts the flush and returns at once; the
+ *   app decides when to exit, and `beforeExit` catches spans its drain ends later.
+ * A second signal during the flush re-raises at once, so a double Ctrl+C still kills.
+ *
+ * Returns a function that removes every hook.
+ */
+export function installStopHooks(o: StopHooksOptions): () => void {
+  let flushing: Promise<void> | undefined;
+  const flushWithDeadline = (why: string, final: boolean): Promise<void> => {
+    if (flushing) return flushing;
+    const started = Date.now();
+    const work = (final ? o.shutdown() : o.flush()).catch(() => undefined);
+    flushing = Promise.race([work.then(() => true), sleep(o.timeoutMillis).then(() => false)]).then((inTime) => {
+      flushing = undefined;
+      const left = o.pending();
+      if (!inTime && left > 0) {
+        o.logger.warn(`${why}: ${left} span(s) not delivered within the ${o.timeoutMillis} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${Date.now() - started} ms.`);
+      }
+    });
+    return flushing;
+  };
+
+  const signalled = new Set<string>();
+  const reraise = (signal: NodeJS.Signals) => {
+    uninstall();
+    process.kill(process.pid, signal);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    const onlyUs = process.listenerCount(signal) === 1;
+    if (signalled.has(signal)) {
+      if (onlyUs) reraise(signal);
+      return;
+    }
+    signalled.add(signal);
+    void flushWithDeadline(signal, onlyUs).then(() => {
+      // Re-check: the app may have added a listener while we flushed.
+      if (onlyUs && process.listenerCount(signal) === 1) reraise(signal);
+    });
+  };
+  const signalListeners = SIGNALS.map((s) => [s, () => onSignal(s)] as const);
+  for (const [s, l] of signalListeners) process.on(s, l);
+
+  const onMessage = (m: unknown) => {
+    if (m === 'shutdown') void flushWithDeadline('pm2 shutdown message', false);
+  };
+  if (o.pm2ShutdownMessage) process.on('message', onMessage);
+
+  const onDisconnect = () => void flushWithDeadline('cluster disconnect', false);
+  o.clusterWorker?.on('disconnect', onDisconnect);
+
+  // The batch processor's timer does not keep the process alive, so a script that simply ends
+  // would drop its last spans. beforeExit runs again after the flush; it flushes only if spans ended since the last time.
+  let endedAtLastExitFlush = 0;
+  const onBeforeExit = () => {
+    const ended = o.ended();
+    if (ended === endedAtLastExitFlush) return;
+    endedAtLastExitFlush = ended;
+    void flushWithDeadline('exit', false);
+  };
+  process.on('beforeExit', onBeforeExit);
+
+  function uninstall() {
+    for (const [s, l] of signalListeners) process.removeListener(s, l);
+    process.removeListener('message', onMessage);
+    process.removeListener('beforeExit', onBeforeExit);
+    o.clusterWorker?.removeListener('disconnect', onDisconnect);
+  }
+  return uninstall;
+}

@@ -1,0 +1,67 @@
+import type { Env } from './config';
+
+/** What forktrace needs to know about the pm2 app this process runs as. */
+export interface Pm2Info {
+  appName?: string;
+  cwd?: string;
+  /** The app's script; `process.argv[1]` is pm2's ProcessContainer in cluster mode. */
+  script?: string;
+  /** `NODE_APP_INSTANCE`: 0..instances-1, stable across restarts and reloads. */
+  instance?: number;
+  pmId?: number;
+  killTimeout?: number;
+  shutdownWithMessage: boolean;
+  /** The environment to configure from: the real env plus the ecosystem `env` pm2 has not applied yet. */
+  env: Env;
+  /** Keys of `env` that only pm2_env had. */
+  envKeys: ReadonlySet<string>;
+}
+
+const MERGED_KEY = /^(OTEL_|FORKTRACE_)|^NODE_ENV$/;
+
+function toInt(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isInteger(n) ? n : undefined;
+}
+
+/**
+ * Reads pm2's view of this process. In pm2 cluster mode a `--require` preload runs before pm2
+ * copies the ecosystem `env` into process.env; until then it exists only as JSON in
+ * `process.env.pm2_env`. Keys of the real environment win over pm2_env's.
+ * Returns undefined outside pm2.
+ */
+export function readPm2(env: Env): Pm2Info | undefined {
+  const raw = env.pm2_env;
+  if (raw === undefined && env.pm_id === undefined) return undefined;
+  let pm2: Record<string, unknown> = {};
+  if (raw !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (typeof parsed === 'object' && parsed !== null) pm2 = parsed as Record<string, unknown>;
+    } catch {
+      // pm2_env is pm2's own private format; if it cannot be read, fall back to the real env.
+    }
+  }
+  const merged: Record<string, string | undefined> = { ...env };
+  const envKeys = new Set<string>();
+  const nested = typeof pm2.env === 'object' && pm2.env !== null ? (pm2.env as Record<string, unknown>) : {};
+  for (const source of [nested, pm2]) {
+    for (const [k, v] of Object.entries(source)) {
+      if (!MERGED_KEY.test(k) || typeof v !== 'string') continue;
+      if (merged[k] !== undefined && !envKeys.has(k)) continue;
+      merged[k] = v;
+      envKeys.add(k);
+    }
+  }
+  return {
+    appName: typeof pm2.name === 'string' ? pm2.name : env.name,
+    cwd: typeof pm2.pm_cwd === 'string' ? pm2.pm_cwd : env.pm_cwd,
+    script: typeof pm2.pm_exec_path === 'string' ? pm2.pm_exec_path : env.pm_exec_path,
+    instance: toInt(env.NODE_APP_INSTANCE ?? pm2.NODE_APP_INSTANCE),
+    pmId: toInt(env.pm_id ?? pm2.pm_id),
+    killTimeout: toInt(pm2.kill_timeout),
+    shutdownWithMessage: pm2.shutdown_with_message === true || pm2.shutdown_with_message === 'true',
+    env: merged,
+    envKeys,
+  };
+}

@@ -1,0 +1,18 @@
+/**
+ * CommonJS preload: `node --require forktrace/register app.js`, or in ecosystem.config.js
+ * `node_args: '--require forktrace/register'`. Configured by environment variables only.
+ * It never throws: on any failure it prints one "not instrumented" line and the app runs.
+ */
+try {
+  // Required inside the try: a broken install must not stop the app either.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('./instrument') as typeof import('./instrument')).instrument();
+} catch (e) {
+  try {
+    const why = e instanceof Error ? e.message : String(e);
+    // No secret is known here; scrub anything shaped like URL credentials all the same.
+    process.stderr.write(`forktrace: not instrumented: ${why.replace(/(\/\/)[^/\s@]+@/g, '$1***@')}\n`);
+  } catch {
+    // stderr is gone; nothing more to do.
+  }
+}

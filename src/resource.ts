@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { Env, ResolvedConfig } from './config';
+import type { Pm2Info } from './pm2';
+
+// Incubating semantic-convention names are copied rather than imported from
+// '@opentelemetry/semantic-conventions/incubating', as that package advises: the incubating entry
+// point is large and its names may change between minor versions.
+const ATTR_DEPLOYMENT_ENVIRONMENT_NAME = 'deployment.environment.name';
+const ATTR_SERVICE_INSTANCE_ID = 'service.instance.id';
+const ATTR_HOST_NAME = 'host.name';
+const ATTR_PROCESS_PID = 'process.pid';
+const ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
+const ATTR_PROCESS_RUNTIME_VERSION = 'process.runtime.version';
+const ATTR_PROCESS_RUNTIME_DESCRIPTION = 'process.runtime.description';
+
+/**
+ * forktrace's own resource attributes. `forktrace.worker.index` is the worker's slot: pm2's
+ * `NODE_APP_INSTANCE` (0..instances-1, kept across restarts and reloads), else
+ * `FORKTRACE_WORKER_INDEX` set by a node:cluster primary, else `cluster.worker.id` (which Node
+ * increments when a worker is replaced, so it is not stable across restarts).
+ */
+export const ATTR_WORKER_INDEX = 'forktrace.worker.index';
+/** `pm2`, `node:cluster` or `none`: who started this process. */
+export const ATTR_PROCESS_MANAGER = 'forktrace.process_manager';
+
+export interface WorkerIdentity {
+  processManager: 'pm2' | 'node:cluster' | 'none';
+  index: number | undefined;
+}
+
+export function workerIdentity(env: Env, pm2: Pm2Info | undefined, clusterWorkerId: number | undefined): WorkerIdentity {
+  const explicit = env.FORKTRACE_WORKER_INDEX?.trim();
+  const explicitIndex = explicit !== undefined && /^\d+$/.test(explicit) ? Number(explicit) : undefined;
+  if (pm2) return { processManager: 'pm2', index: pm2.instance ?? explicitIndex ?? pm2.pmId };
+  if (clusterWorkerId !== undefined) return { processManager: 'node:cluster', index: explicitIndex ?? clusterWorkerId };
+  return { processManager: 'none', index: explicitIndex };
+}
+
+/**
+ * Builds the resource synchronously from local facts only: no detector runs, so nothing here can
+ * touch the network (cloud metadata probes included).
+ */
+export function buildResource(config: ResolvedConfig, worker: WorkerIdentity): Resource {
+  const attributes: Record<string, string | number | boolean> = {
+    ...config.resourceAttributes,
+    [ATTR_SERVICE_NAME]: config.serviceName,
+    [ATTR_SERVICE_INSTANCE_ID]: randomUUID(),
+    [ATTR_HOST_NAME]: os.hostname(),
+    [ATTR_PROCESS_PID]: process.pid,
+    [ATTR_PROCESS_RUNTIME_NAME]: 'nodejs',
+    [ATTR_PROCESS_RUNTIME_VERSION]: process.versions.node,
+    [ATTR_PROCESS_RUNTIME_DESCRIPTION]: 'Node.js',
+    [ATTR_PROCESS_MANAGER]: worker.processManager,
+  };
+  if (config.serviceVersion !== undefined) attributes[ATTR_SERVICE_VERSION] = config.serviceVersion;
+  if (config.environment !== undefined) attributes[ATTR_DEPLOYMENT_ENVIRONMENT_NAME] = config.environment;
+  if (worker.index !== undefined) attributes[ATTR_WORKER_INDEX] = worker.index;
+  return defaultResource().merge(resourceFromAttributes(attributes));
+}

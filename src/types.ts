@@ -1,0 +1,126 @@
+/**
+ * Public option types. Every option can also be set through an environment variable; an option
+ * passed to `instrument()` wins over the variable, and `OTEL_SDK_DISABLED=true` wins over both.
+ */
+
+/** Where finished spans go. */
+export type ExporterName = 'otlp' | 'console' | 'none';
+
+/** Head sampler names, as in the OpenTelemetry SDK environment specification. */
+export type SamplerName =
+  | 'always_on'
+  | 'always_off'
+  | 'traceidratio'
+  | 'parentbased_always_on'
+  | 'parentbased_always_off'
+  | 'parentbased_traceidratio';
+
+/** Express layer kinds that may get a span of their own. */
+export type ExpressLayerName = 'request_handler' | 'middleware' | 'router';
+
+/** Levels of the OpenTelemetry diagnostic log (`OTEL_LOG_LEVEL`). */
+export type LogLevelName = 'none' | 'error' | 'warn' | 'info' | 'debug' | 'verbose' | 'all';
+
+export interface ForktraceOptions {
+  /**
+   * `service.name`. Default: `OTEL_SERVICE_NAME`, then `service.name` in
+   * `OTEL_RESOURCE_ATTRIBUTES`, then pm2's app name, then the `name` of the application's
+   * package.json, then `unknown_service:node` (each fallback prints one warning).
+   * @example 'checkout-api'
+   */
+  serviceName?: string;
+  /**
+   * `service.version`. Default: `service.version` in `OTEL_RESOURCE_ATTRIBUTES`, then the
+   * application's package.json `version`.
+   */
+  serviceVersion?: string;
+  /**
+   * `deployment.environment.name`. Default: `deployment.environment.name` in
+   * `OTEL_RESOURCE_ATTRIBUTES`, then `NODE_ENV`. It never becomes part of the service name.
+   * @example 'production'
+   */
+  environment?: string;
+  /** Extra resource attributes. They win over `OTEL_RESOURCE_ATTRIBUTES`. */
+  resourceAttributes?: Record<string, string | number | boolean>;
+
+  /**
+   * Full URL spans are POSTed to, used as-is. Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as-is,
+   * else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, else `http://localhost:4318/v1/traces`.
+   */
+  endpoint?: string;
+  /**
+   * Extra request headers for the exporter. They win over `OTEL_EXPORTER_OTLP_TRACES_HEADERS`,
+   * which wins over `OTEL_EXPORTER_OTLP_HEADERS`. Values are secrets: they are never printed.
+   */
+  headers?: Record<string, string>;
+  /** API key sent under `apiKeyHeader`. Env: `FORKTRACE_API_KEY`. Never printed. */
+  apiKey?: string;
+  /**
+   * Header the API key is sent under. Default `x-api-key`; env `FORKTRACE_API_KEY_HEADER`.
+   * @example 'Mackerel-Api-Key'
+   * @example 'lightstep-access-token'
+   */
+  apiKeyHeader?: string;
+  /** Body compression. Default `gzip`; env `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_COMPRESSION`. */
+  compression?: 'gzip' | 'none';
+  /** Export request timeout in ms. Default 10000; env `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_TIMEOUT`. */
+  timeoutMillis?: number;
+  /**
+   * Exporters. Default `otlp`; env `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`, or a comma
+   * list such as `otlp,console`).
+   */
+  exporters?: ExporterName[];
+
+  /** Head sampler. Default `parentbased_always_on`; env `OTEL_TRACES_SAMPLER`. */
+  sampler?: SamplerName;
+  /** Ratio for the `*traceidratio` samplers, 0..1. Default 1; env `OTEL_TRACES_SAMPLER_ARG`. */
+  samplerRatio?: number;
+  /** Batch span processor settings. Env: `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`. */
+  batch?: {
+    /** Default 5000. */
+    scheduledDelayMillis?: number;
+    /** Default 30000. */
+    exportTimeoutMillis?: number;
+    /** Default 2048. */
+    maxQueueSize?: number;
+    /** Default 512; never above `maxQueueSize`. */
+    maxExportBatchSize?: number;
+  };
+
+  /** Diagnostic log level. Default `warn`; env `OTEL_LOG_LEVEL`. Messages are redacted. */
+  logLevel?: LogLevelName;
+
+  /**
+   * Incoming requests whose path matches any of these get no span at all. A string is a regular
+   * expression source. Env `FORKTRACE_EXCLUDED_URLS`: comma-separated regular expressions.
+   * @example ['^/health$', /^\/metrics/]
+   */
+  excludedUrls?: Array<string | RegExp>;
+  /**
+   * Turn single instrumentations off. Default: all on. Env `OTEL_NODE_ENABLED_INSTRUMENTATIONS`
+   * and `OTEL_NODE_DISABLED_INSTRUMENTATIONS` (comma lists of `http`, `express`, `mysql2`).
+   */
+  instrumentations?: { http?: boolean; express?: boolean; mysql2?: boolean };
+  /**
+   * Replace literal values in SQL statements (`db.query.text`) with `?`. Default true; env
+   * `FORKTRACE_MASK_DB_STATEMENTS=false` opts out.
+   */
+  maskDbStatements?: boolean;
+  /**
+   * Express layers that get their own span. The server span always carries `http.route`.
+   * Default `['request_handler']`; env `FORKTRACE_EXPRESS_LAYERS` (comma list, or `none`).
+   */
+  expressLayers?: ExpressLayerName[];
+
+  /**
+   * Trace the `node:cluster` primary as well. Default false: a primary stops tracing when it
+   * forks its first worker. Env `FORKTRACE_INSTRUMENT_PRIMARY`.
+   */
+  instrumentPrimary?: boolean;
+  /**
+   * How long a stop (signal, pm2 shutdown message, cluster disconnect, exit) may wait for queued
+   * spans to be delivered, in ms. Default 1000, below pm2's 1600 ms `kill_timeout`. Env
+   * `FORKTRACE_SHUTDOWN_TIMEOUT_MS`.
+   */
+  shutdownTimeoutMillis?: number;
+}
