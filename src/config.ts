@@ -1,12 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type {
-  ExporterName,
-  ExpressLayerName,
-  ForktraceOptions,
-  LogLevelName,
-  SamplerName,
-} from './types';
+import type { ExporterName, ExpressLayerName, ForktraceOptions, LogLevelName, SamplerName } from './types';
 import type { Pm2Info } from './pm2';
 import { parseKeyValueList, redactUrl } from './secrets';
 
@@ -103,12 +97,10 @@ const NUMBERS = {
 export const messages = {
   badEnvValue: (name: string, value: string, accepted: string, fallback: string) =>
     `${name}="${value}" is not supported; accepted: ${accepted}. Using ${fallback}.`,
-  badEnvSecretValue: (name: string, why: string, fallback: string) =>
-    `${name} ${why}. Using ${fallback}.`,
+  badEnvSecretValue: (name: string, why: string, fallback: string) => `${name} ${why}. Using ${fallback}.`,
   serviceNameFallback: (name: string, from: string) =>
     `service.name is "${name}" (from ${from}); set OTEL_SERVICE_NAME or the \`serviceName\` option to choose it.`,
-  badHeaderPair: (variable: string, key: string, why: string) =>
-    `${variable}: header "${key}" ${why}`,
+  badHeaderPair: (variable: string, key: string, why: string) => `${variable}: header "${key}" ${why}`,
   protocolUnsupported: (value: string) =>
     `OTEL_EXPORTER_OTLP_PROTOCOL="${value}" is not supported; forktrace sends http/protobuf. Unset it or set http/protobuf.`,
 } as const;
@@ -143,7 +135,13 @@ export function resolveConfig(
   const envSource = (name: string): Source => (host.pm2EnvKeys?.has(name) ? 'pm2 env' : 'env');
 
   /** options > env > default, recording the source. */
-  function pick<T>(key: string, option: T | undefined, envName: string | undefined, parse: (raw: string, name: string) => T | undefined, fallback: T): T {
+  function pick<T>(
+    key: string,
+    option: T | undefined,
+    envName: string | undefined,
+    parse: (raw: string, name: string) => T | undefined,
+    fallback: T,
+  ): T {
     if (option !== undefined) {
       sources[key] = 'option';
       return option;
@@ -195,7 +193,8 @@ export function resolveConfig(
   const rawAttrs = read(env, 'OTEL_RESOURCE_ATTRIBUTES');
   if (rawAttrs !== undefined) {
     const parsed = parseKeyValueList(rawAttrs);
-    for (const p of parsed.problems) warnings.push(messages.badHeaderPair('OTEL_RESOURCE_ATTRIBUTES', p.key, p.why).replace('header ', 'attribute '));
+    for (const p of parsed.problems)
+      warnings.push(messages.badHeaderPair('OTEL_RESOURCE_ATTRIBUTES', p.key, p.why).replace('header ', 'attribute '));
     Object.assign(resourceAttributes, parsed.values);
   }
   Object.assign(resourceAttributes, options.resourceAttributes);
@@ -321,16 +320,28 @@ export function resolveConfig(
     }
   }
 
-  const apiKeyHeader = pick('apiKeyHeader', options.apiKeyHeader, 'FORKTRACE_API_KEY_HEADER', (raw, name) => {
-    if (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(raw)) return raw.toLowerCase();
-    warnings.push(messages.badEnvValue(name, raw, 'an HTTP header name such as x-api-key', DEFAULT_API_KEY_HEADER));
-    return undefined;
-  }, DEFAULT_API_KEY_HEADER).toLowerCase();
-  const apiKey = pick('apiKey', options.apiKey, 'FORKTRACE_API_KEY', (raw, name) => {
-    if (!/[\r\n\0]/.test(raw)) return raw;
-    warnings.push(messages.badEnvSecretValue(name, 'contains a line break or NUL (header injection)', 'no API key'));
-    return undefined;
-  }, undefined as string | undefined);
+  const apiKeyHeader = pick(
+    'apiKeyHeader',
+    options.apiKeyHeader,
+    'FORKTRACE_API_KEY_HEADER',
+    (raw, name) => {
+      if (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(raw)) return raw.toLowerCase();
+      warnings.push(messages.badEnvValue(name, raw, 'an HTTP header name such as x-api-key', DEFAULT_API_KEY_HEADER));
+      return undefined;
+    },
+    DEFAULT_API_KEY_HEADER,
+  ).toLowerCase();
+  const apiKey = pick(
+    'apiKey',
+    options.apiKey,
+    'FORKTRACE_API_KEY',
+    (raw, name) => {
+      if (!/[\r\n\0]/.test(raw)) return raw;
+      warnings.push(messages.badEnvSecretValue(name, 'contains a line break or NUL (header injection)', 'no API key'));
+      return undefined;
+    },
+    undefined as string | undefined,
+  );
   if (apiKey !== undefined) {
     headers[apiKeyHeader] = apiKey;
     secrets.push(apiKey);
@@ -339,33 +350,62 @@ export function resolveConfig(
   const protocol = read(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? read(env, 'OTEL_EXPORTER_OTLP_PROTOCOL');
   if (protocol !== undefined && protocol !== 'http/protobuf') warnings.push(messages.protocolUnsupported(protocol));
 
-  const compressionEnv = read(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION') !== undefined
-    ? 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'
-    : 'OTEL_EXPORTER_OTLP_COMPRESSION';
-  const compression = pick('compression', options.compression, compressionEnv, enumParser(['gzip', 'none'] as const, 'gzip'), 'gzip');
-  const timeoutEnv = read(env, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined
-    ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
-    : 'OTEL_EXPORTER_OTLP_TIMEOUT';
+  const compressionEnv =
+    read(env, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION') !== undefined
+      ? 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION'
+      : 'OTEL_EXPORTER_OTLP_COMPRESSION';
+  const compression = pick(
+    'compression',
+    options.compression,
+    compressionEnv,
+    enumParser(['gzip', 'none'] as const, 'gzip'),
+    'gzip',
+  );
+  const timeoutEnv =
+    read(env, 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined
+      ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
+      : 'OTEL_EXPORTER_OTLP_TIMEOUT';
   const timeoutMillis = num('timeoutMillis', options.timeoutMillis, timeoutEnv);
 
-  const exporters = pick('exporters', options.exporters, 'OTEL_TRACES_EXPORTER', (raw, name) => {
-    const list = splitList(raw).map((s) => s.toLowerCase());
-    const bad = list.filter((e) => !EXPORTERS.includes(e as ExporterName));
-    if (list.length === 0 || bad.length > 0) {
-      warnings.push(messages.badEnvValue(name, raw, 'otlp, console, none, or a comma list such as otlp,console', 'otlp'));
-      return undefined;
-    }
-    return [...new Set(list as ExporterName[])];
-  }, ['otlp'] as ExporterName[]);
-  const activeExporters = exporters.includes('none') && exporters.length > 1 ? exporters.filter((e) => e !== 'none') : exporters;
+  const exporters = pick(
+    'exporters',
+    options.exporters,
+    'OTEL_TRACES_EXPORTER',
+    (raw, name) => {
+      const list = splitList(raw).map((s) => s.toLowerCase());
+      const bad = list.filter((e) => !EXPORTERS.includes(e as ExporterName));
+      if (list.length === 0 || bad.length > 0) {
+        warnings.push(
+          messages.badEnvValue(name, raw, 'otlp, console, none, or a comma list such as otlp,console', 'otlp'),
+        );
+        return undefined;
+      }
+      return [...new Set(list as ExporterName[])];
+    },
+    ['otlp'] as ExporterName[],
+  );
+  const activeExporters =
+    exporters.includes('none') && exporters.length > 1 ? exporters.filter((e) => e !== 'none') : exporters;
 
-  const sampler = pick('sampler', options.sampler, 'OTEL_TRACES_SAMPLER', enumParser(SAMPLERS, 'parentbased_always_on'), 'parentbased_always_on');
-  const samplerRatio = pick('samplerRatio', options.samplerRatio, 'OTEL_TRACES_SAMPLER_ARG', (raw, name) => {
-    const n = Number(raw);
-    if (Number.isFinite(n) && n >= 0 && n <= 1) return n;
-    warnings.push(messages.badEnvValue(name, raw, 'a number from 0 to 1', '1'));
-    return undefined;
-  }, 1);
+  const sampler = pick(
+    'sampler',
+    options.sampler,
+    'OTEL_TRACES_SAMPLER',
+    enumParser(SAMPLERS, 'parentbased_always_on'),
+    'parentbased_always_on',
+  );
+  const samplerRatio = pick(
+    'samplerRatio',
+    options.samplerRatio,
+    'OTEL_TRACES_SAMPLER_ARG',
+    (raw, name) => {
+      const n = Number(raw);
+      if (Number.isFinite(n) && n >= 0 && n <= 1) return n;
+      warnings.push(messages.badEnvValue(name, raw, 'a number from 0 to 1', '1'));
+      return undefined;
+    },
+    1,
+  );
 
   const b = options.batch ?? {};
   const batch: BatchConfig = {
@@ -391,7 +431,14 @@ export function resolveConfig(
         try {
           excludedUrls.push(new RegExp(source));
         } catch {
-          warnings.push(messages.badEnvValue('FORKTRACE_EXCLUDED_URLS', source, 'comma-separated regular expressions', 'no exclusion for this entry'));
+          warnings.push(
+            messages.badEnvValue(
+              'FORKTRACE_EXCLUDED_URLS',
+              source,
+              'comma-separated regular expressions',
+              'no exclusion for this entry',
+            ),
+          );
         }
       }
     }
@@ -399,12 +446,16 @@ export function resolveConfig(
 
   const instrumentations = { http: true, express: true, mysql2: true };
   sources.instrumentations = 'default';
-  for (const [name, enable] of [['OTEL_NODE_ENABLED_INSTRUMENTATIONS', true], ['OTEL_NODE_DISABLED_INSTRUMENTATIONS', false]] as const) {
+  for (const [name, enable] of [
+    ['OTEL_NODE_ENABLED_INSTRUMENTATIONS', true],
+    ['OTEL_NODE_DISABLED_INSTRUMENTATIONS', false],
+  ] as const) {
     const raw = read(env, name);
     if (raw === undefined) continue;
     const list = splitList(raw).map((s) => s.toLowerCase().replace(/^@opentelemetry\/instrumentation-/, ''));
     const unknown = list.filter((s) => !(INSTRUMENTATIONS as readonly string[]).includes(s));
-    if (unknown.length > 0) warnings.push(messages.badEnvValue(name, unknown.join(','), INSTRUMENTATIONS.join(', '), 'ignoring those names'));
+    if (unknown.length > 0)
+      warnings.push(messages.badEnvValue(name, unknown.join(','), INSTRUMENTATIONS.join(', '), 'ignoring those names'));
     sources.instrumentations = envSource(name);
     for (const i of INSTRUMENTATIONS) {
       if (enable) instrumentations[i] = list.includes(i) && instrumentations[i];
@@ -416,16 +467,37 @@ export function resolveConfig(
     Object.assign(instrumentations, options.instrumentations);
   }
 
-  const maskDbStatements = pick('maskDbStatements', options.maskDbStatements, 'FORKTRACE_MASK_DB_STATEMENTS', boolParser(true), true);
-  const expressLayers = pick('expressLayers', options.expressLayers, 'FORKTRACE_EXPRESS_LAYERS', (raw, name) => {
-    if (raw.toLowerCase() === 'none') return [];
-    const list = splitList(raw).map((s) => s.toLowerCase());
-    if (list.length > 0 && list.every((l) => EXPRESS_LAYERS.includes(l as ExpressLayerName))) return list as ExpressLayerName[];
-    warnings.push(messages.badEnvValue(name, raw, `none, or a comma list of ${EXPRESS_LAYERS.join(', ')}`, 'request_handler'));
-    return undefined;
-  }, ['request_handler'] as ExpressLayerName[]);
+  const maskDbStatements = pick(
+    'maskDbStatements',
+    options.maskDbStatements,
+    'FORKTRACE_MASK_DB_STATEMENTS',
+    boolParser(true),
+    true,
+  );
+  const expressLayers = pick(
+    'expressLayers',
+    options.expressLayers,
+    'FORKTRACE_EXPRESS_LAYERS',
+    (raw, name) => {
+      if (raw.toLowerCase() === 'none') return [];
+      const list = splitList(raw).map((s) => s.toLowerCase());
+      if (list.length > 0 && list.every((l) => EXPRESS_LAYERS.includes(l as ExpressLayerName)))
+        return list as ExpressLayerName[];
+      warnings.push(
+        messages.badEnvValue(name, raw, `none, or a comma list of ${EXPRESS_LAYERS.join(', ')}`, 'request_handler'),
+      );
+      return undefined;
+    },
+    ['request_handler'] as ExpressLayerName[],
+  );
 
-  const instrumentPrimary = pick('instrumentPrimary', options.instrumentPrimary, 'FORKTRACE_INSTRUMENT_PRIMARY', boolParser(false), false);
+  const instrumentPrimary = pick(
+    'instrumentPrimary',
+    options.instrumentPrimary,
+    'FORKTRACE_INSTRUMENT_PRIMARY',
+    boolParser(false),
+    false,
+  );
   const shutdownTimeoutMillis = num('shutdownTimeoutMillis', options.shutdownTimeoutMillis);
 
   return {
@@ -505,7 +577,10 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
   if (typeof o.apiKey === 'string' && /[\r\n\0]/.test(o.apiKey)) {
     throw new TypeError('`apiKey` must not contain a line break or NUL; check how the key was read.');
   }
-  if (o.apiKeyHeader !== undefined && (typeof o.apiKeyHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(o.apiKeyHeader))) {
+  if (
+    o.apiKeyHeader !== undefined &&
+    (typeof o.apiKeyHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(o.apiKeyHeader))
+  ) {
     throw new TypeError('`apiKeyHeader` must be an HTTP header name, e.g. "x-api-key" or "Mackerel-Api-Key".');
   }
   if (o.endpoint !== undefined) {
@@ -515,15 +590,21 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
   if (o.headers !== undefined) {
     if (!isPlainObject(o.headers)) throw new TypeError('`headers` must be an object of header names to string values.');
     for (const [k, v] of Object.entries(o.headers)) {
-      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw new TypeError(`\`headers\`: "${k}" is not a valid HTTP header name.`);
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k))
+        throw new TypeError(`\`headers\`: "${k}" is not a valid HTTP header name.`);
       if (typeof v !== 'string') throw new TypeError(`\`headers\`: the value of "${k}" must be a string.`);
-      if (/[\r\n\0]/.test(v)) throw new TypeError(`\`headers\`: the value of "${k}" contains a line break or NUL (header injection); remove it.`);
+      if (/[\r\n\0]/.test(v))
+        throw new TypeError(
+          `\`headers\`: the value of "${k}" contains a line break or NUL (header injection); remove it.`,
+        );
     }
   }
   if (o.resourceAttributes !== undefined) {
-    if (!isPlainObject(o.resourceAttributes)) throw new TypeError('`resourceAttributes` must be an object of string, number or boolean values.');
+    if (!isPlainObject(o.resourceAttributes))
+      throw new TypeError('`resourceAttributes` must be an object of string, number or boolean values.');
     for (const [k, v] of Object.entries(o.resourceAttributes)) {
-      if (!['string', 'number', 'boolean'].includes(typeof v)) throw new TypeError(`\`resourceAttributes\`: "${k}" must be a string, number or boolean.`);
+      if (!['string', 'number', 'boolean'].includes(typeof v))
+        throw new TypeError(`\`resourceAttributes\`: "${k}" must be a string, number or boolean.`);
     }
   }
   const oneOf = (key: string, value: unknown, accepted: readonly string[]) => {
@@ -543,28 +624,34 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
   listOf('expressLayers', o.expressLayers, EXPRESS_LAYERS);
   const numberOption = (name: string, value: unknown, min: number, max: number) => {
     if (value === undefined) return;
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw new TypeError(`\`${name}\` must be a finite number.`);
-    if (value < min || value > max) throw new RangeError(`\`${name}\` must be between ${min} and ${max}; got ${value}.`);
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw new TypeError(`\`${name}\` must be a finite number.`);
+    if (value < min || value > max)
+      throw new RangeError(`\`${name}\` must be between ${min} and ${max}; got ${value}.`);
   };
   for (const [key, spec] of Object.entries(NUMBERS)) {
     const [name, , min, max] = spec;
     const value = name.startsWith('batch.') ? (isPlainObject(o.batch) ? o.batch[key] : undefined) : o[key];
     numberOption(name, value, min, max);
   }
-  if (o.batch !== undefined && !isPlainObject(o.batch)) throw new TypeError('`batch` must be an object, e.g. { maxQueueSize: 2048 }.');
+  if (o.batch !== undefined && !isPlainObject(o.batch))
+    throw new TypeError('`batch` must be an object, e.g. { maxQueueSize: 2048 }.');
   numberOption('samplerRatio', o.samplerRatio, 0, 1);
   for (const key of ['maskDbStatements', 'instrumentPrimary'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new TypeError(`\`${key}\` must be true or false.`);
   }
   if (o.instrumentations !== undefined) {
-    if (!isPlainObject(o.instrumentations)) throw new TypeError('`instrumentations` must be an object such as { mysql2: false }.');
+    if (!isPlainObject(o.instrumentations))
+      throw new TypeError('`instrumentations` must be an object such as { mysql2: false }.');
     for (const [k, v] of Object.entries(o.instrumentations)) {
-      if (!(INSTRUMENTATIONS as readonly string[]).includes(k)) throw new TypeError(`\`instrumentations.${k}\` is unknown; forktrace has ${INSTRUMENTATIONS.join(', ')}.`);
+      if (!(INSTRUMENTATIONS as readonly string[]).includes(k))
+        throw new TypeError(`\`instrumentations.${k}\` is unknown; forktrace has ${INSTRUMENTATIONS.join(', ')}.`);
       if (typeof v !== 'boolean') throw new TypeError(`\`instrumentations.${k}\` must be true or false.`);
     }
   }
   if (o.excludedUrls !== undefined) {
-    if (!Array.isArray(o.excludedUrls)) throw new TypeError('`excludedUrls` must be an array of strings or RegExps, e.g. ["^/health$"].');
+    if (!Array.isArray(o.excludedUrls))
+      throw new TypeError('`excludedUrls` must be an array of strings or RegExps, e.g. ["^/health$"].');
     for (const e of o.excludedUrls) {
       if (e instanceof RegExp) continue;
       if (typeof e !== 'string') throw new TypeError('`excludedUrls` entries must be strings or RegExps.');

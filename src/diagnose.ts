@@ -22,19 +22,32 @@ const NETWORK: Record<string, Diagnosis> = {
 
 export function describeHttpStatus(status: number, url?: string): Diagnosis {
   if (status === 401 || status === 403) {
-    return { kind: 'auth', text: `HTTP ${status}: the API key or its header name is wrong (FORKTRACE_API_KEY, FORKTRACE_API_KEY_HEADER or OTEL_EXPORTER_OTLP_HEADERS)` };
+    return {
+      kind: 'auth',
+      text: `HTTP ${status}: the API key or its header name is wrong (FORKTRACE_API_KEY, FORKTRACE_API_KEY_HEADER or OTEL_EXPORTER_OTLP_HEADERS)`,
+    };
   }
   if (status === 404) {
-    const hint = url && !url.endsWith('/v1/traces')
-      ? ' (the URL does not end in /v1/traces: set OTEL_EXPORTER_OTLP_ENDPOINT to the base URL, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT to the full one)'
-      : url && url.includes('/v1/traces/v1/traces')
-        ? ' (/v1/traces appears twice: OTEL_EXPORTER_OTLP_ENDPOINT takes the base URL only)'
-        : ' (check the path; OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces appended, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as-is)';
+    const hint =
+      url && !url.endsWith('/v1/traces')
+        ? ' (the URL does not end in /v1/traces: set OTEL_EXPORTER_OTLP_ENDPOINT to the base URL, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT to the full one)'
+        : url && url.includes('/v1/traces/v1/traces')
+          ? ' (/v1/traces appears twice: OTEL_EXPORTER_OTLP_ENDPOINT takes the base URL only)'
+          : ' (check the path; OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces appended, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as-is)';
     return { kind: 'path', text: `HTTP 404: no OTLP traces endpoint at ${url ?? 'that URL'}${hint}` };
   }
-  if (status === 413) return { kind: 'too-large', text: 'HTTP 413: the batch is too large for the endpoint; lower OTEL_BSP_MAX_EXPORT_BATCH_SIZE' };
-  if (status === 415) return { kind: 'protocol', text: 'HTTP 415: the endpoint does not take OTLP/HTTP protobuf (is it a gRPC port such as 4317? OTLP/HTTP is usually 4318)' };
-  if (status === 429) return { kind: 'throttled', text: 'HTTP 429: the endpoint is throttling; spans were retried with backoff' };
+  if (status === 413)
+    return {
+      kind: 'too-large',
+      text: 'HTTP 413: the batch is too large for the endpoint; lower OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
+    };
+  if (status === 415)
+    return {
+      kind: 'protocol',
+      text: 'HTTP 415: the endpoint does not take OTLP/HTTP protobuf (is it a gRPC port such as 4317? OTLP/HTTP is usually 4318)',
+    };
+  if (status === 429)
+    return { kind: 'throttled', text: 'HTTP 429: the endpoint is throttling; spans were retried with backoff' };
   if (status >= 500) return { kind: 'server', text: `HTTP ${status}: the endpoint failed on its side` };
   return { kind: `http-${status}`, text: `HTTP ${status}` };
 }
@@ -63,13 +76,19 @@ export function describeExportError(error: unknown, url?: string): Diagnosis {
     const known = NETWORK[code];
     if (known) return known;
     if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'EPROTO' || /SSL|TLS/i.test(code)) {
-      return { kind: 'tls', text: `TLS failed (${code}): check https vs http, and the CA (OTEL_EXPORTER_OTLP_CERTIFICATE)` };
+      return {
+        kind: 'tls',
+        text: `TLS failed (${code}): check https vs http, and the CA (OTEL_EXPORTER_OTLP_CERTIFICATE)`,
+      };
     }
     return { kind: code.toLowerCase(), text: `${code}: ${message}` };
   }
   if (/timeout/i.test(message)) return { kind: 'timeout', text: 'no answer in time (OTEL_EXPORTER_OTLP_TIMEOUT)' };
   if (/wrong version number|SSL|TLS|certificate/i.test(message)) {
-    return { kind: 'tls', text: `TLS failed: ${message}; check https vs http, and the CA (OTEL_EXPORTER_OTLP_CERTIFICATE)` };
+    return {
+      kind: 'tls',
+      text: `TLS failed: ${message}; check https vs http, and the CA (OTEL_EXPORTER_OTLP_CERTIFICATE)`,
+    };
   }
   return { kind: 'error', text: message };
 }

@@ -18,7 +18,12 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
 import { describeExportError } from './diagnose';
 import { CountingExporter, createExporters, type ExportStats } from './exporter';
-import { createInstrumentations, loadOrderWarning, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
+import {
+  createInstrumentations,
+  loadOrderWarning,
+  modulesLoadedTooEarly,
+  QueryRedactingProcessor,
+} from './instrumentations';
 import { installStopHooks } from './lifecycle';
 import { diagLevel, Logger } from './log';
 import { readPm2 } from './pm2';
@@ -53,7 +58,7 @@ export const statusMessages = {
   disabled: 'not instrumented: OTEL_SDK_DISABLED=true.',
   notInstrumented: (why: string) => `not instrumented: ${why}`,
   optionsDiffer:
-    'instrument() was called again with different options; the first call\'s configuration stays in effect.',
+    "instrument() was called again with different options; the first call's configuration stays in effect.",
   primaryStandsDown: (pid: number) =>
     `pid ${pid} is a node:cluster primary: tracing stopped here, workers are traced. Set FORKTRACE_INSTRUMENT_PRIMARY=true to trace the primary too.`,
 } as const;
@@ -247,8 +252,12 @@ function start(
     });
   }
 
-  const where = config.exporters.includes('otlp') ? `${config.endpoint} (${config.compression}${config.hasApiKey ? `, key in ${config.apiKeyHeader}` : ''})` : '';
-  const to = [where, ...config.exporters.filter((e) => e !== 'otlp')].filter((s) => s !== '').join(' + ') || 'nowhere (OTEL_TRACES_EXPORTER=none)';
+  const where = config.exporters.includes('otlp')
+    ? `${config.endpoint} (${config.compression}${config.hasApiKey ? `, key in ${config.apiKeyHeader}` : ''})`
+    : '';
+  const to =
+    [where, ...config.exporters.filter((e) => e !== 'otlp')].filter((s) => s !== '').join(' + ') ||
+    'nowhere (OTEL_TRACES_EXPORTER=none)';
   const who = worker.processManager === 'none' ? '' : `, ${worker.processManager} worker ${worker.index ?? '?'}`;
   logger.status(`tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`);
   return handle;

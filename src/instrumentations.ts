@@ -65,7 +65,10 @@ export class QueryRedactingProcessor implements SpanProcessor {
 const WATCHED = ['express', 'mysql2'] as const;
 
 /** Watched modules already in the require cache, i.e. loaded before instrumentation started. */
-export function modulesLoadedTooEarly(config: ResolvedConfig, cacheKeys: string[] = Object.keys(require.cache)): string[] {
+export function modulesLoadedTooEarly(
+  config: ResolvedConfig,
+  cacheKeys: string[] = Object.keys(require.cache),
+): string[] {
   return WATCHED.filter((name) => {
     if (!config.instrumentations[name]) return false;
     const marker = `node_modules/${name}/`;
@@ -86,7 +89,8 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
   const out: Instrumentation[] = [];
   if (config.instrumentations.http) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+    const { HttpInstrumentation } =
+      require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
     const excluded = config.excludedUrls;
     out.push(
       new HttpInstrumentation({
@@ -104,8 +108,13 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
   }
   if (config.instrumentations.express) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const express = require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
-    const all = [express.ExpressLayerType.ROUTER, express.ExpressLayerType.MIDDLEWARE, express.ExpressLayerType.REQUEST_HANDLER];
+    const express =
+      require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
+    const all = [
+      express.ExpressLayerType.ROUTER,
+      express.ExpressLayerType.MIDDLEWARE,
+      express.ExpressLayerType.REQUEST_HANDLER,
+    ];
     out.push(
       new express.ExpressInstrumentation({
         ignoreLayersType: all.filter((t) => !(config.expressLayers as string[]).includes(t)),
@@ -114,7 +123,8 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
   }
   if (config.instrumentations.mysql2) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
+    const { MySQL2Instrumentation } =
+      require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
     out.push(new MySQL2Instrumentation({ maskStatement: config.maskDbStatements }));
   }
   return out;

@@ -48,7 +48,9 @@ export function installStopHooks(o: StopHooksOptions): () => void {
       flushing = undefined;
       const left = o.pending();
       if (!inTime && left > 0) {
-        o.logger.warn(`${why}: ${left} span(s) not delivered within the ${o.timeoutMillis} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${Date.now() - started} ms.`);
+        o.logger.warn(
+          `${why}: ${left} span(s) not delivered within the ${o.timeoutMillis} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${Date.now() - started} ms.`,
+        );
       }
     });
     return flushing;

@@ -1,6 +1,6 @@
 import { DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import type { LogLevelName } from './types';
-import { Redactor } from './secrets';
+import type { Redactor } from './secrets';
 
 const LEVELS: Record<LogLevelName, DiagLogLevel> = {
   none: DiagLogLevel.NONE,

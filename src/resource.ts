@@ -31,7 +31,11 @@ export interface WorkerIdentity {
   index: number | undefined;
 }
 
-export function workerIdentity(env: Env, pm2: Pm2Info | undefined, clusterWorkerId: number | undefined): WorkerIdentity {
+export function workerIdentity(
+  env: Env,
+  pm2: Pm2Info | undefined,
+  clusterWorkerId: number | undefined,
+): WorkerIdentity {
   const explicit = env.FORKTRACE_WORKER_INDEX?.trim();
   const explicitIndex = explicit !== undefined && /^\d+$/.test(explicit) ? Number(explicit) : undefined;
   if (pm2) return { processManager: 'pm2', index: pm2.instance ?? explicitIndex ?? pm2.pmId };

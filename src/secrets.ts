@@ -43,7 +43,7 @@ export function parseKeyValueList(raw: string, opts: { headers?: boolean } = {})
     const at = `#${i + 1}`;
     const eq = pair.indexOf('=');
     if (eq < 0) {
-      const hint = pair.includes(':') ? " (write key=value, not key: value)" : ' (write key=value)';
+      const hint = pair.includes(':') ? ' (write key=value, not key: value)' : ' (write key=value)';
       problems.push({ key: at, why: `has no '='${hint}; skipped` });
       return;
     }
