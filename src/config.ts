@@ -421,7 +421,10 @@ export function resolveConfig(
   const excludedUrls: RegExp[] = [];
   if (options.excludedUrls !== undefined) {
     sources.excludedUrls = 'option';
-    for (const e of options.excludedUrls) excludedUrls.push(typeof e === 'string' ? new RegExp(e) : e);
+    // A /g or /y RegExp keeps state between test() calls and would skip every other request.
+    for (const e of options.excludedUrls) {
+      excludedUrls.push(typeof e === 'string' ? new RegExp(e) : new RegExp(e.source, e.flags.replace(/[gy]/g, '')));
+    }
   } else {
     sources.excludedUrls = 'default';
     const raw = read(env, 'FORKTRACE_EXCLUDED_URLS');
