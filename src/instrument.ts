@@ -26,7 +26,7 @@ import {
 } from './instrumentations';
 import { installStopHooks } from './lifecycle';
 import { diagLevel, Logger } from './log';
-import { readPm2 } from './pm2';
+import { readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import type { ForktraceOptions } from './types';
@@ -259,6 +259,10 @@ function start(
     [where, ...config.exporters.filter((e) => e !== 'otlp')].filter((s) => s !== '').join(' + ') ||
     'nowhere (OTEL_TRACES_EXPORTER=none)';
   const who = worker.processManager === 'none' ? '' : `, ${worker.processManager} worker ${worker.index ?? '?'}`;
-  logger.status(`tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`);
+  const status = `tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`;
+  logger.status(status);
+  // Under pm2 a preload's output lands only in the daemon's pm2.log; say it again once pm2 routes
+  // stderr to the app's own log, so that `pm2 logs <app>` shows it too.
+  if (pm2 && /ProcessContainer/.test(process.argv[1] ?? '')) whenPm2TakesStderr(() => logger.status(status));
   return handle;
 }

@@ -11,7 +11,7 @@ export interface Pm2Info {
   pmId?: number;
   killTimeout?: number;
   shutdownWithMessage: boolean;
-  /** The environment to configure from: the real env plus the ecosystem `env` pm2 has not applied yet. */
+  /** The environment to configure from: the real env overlaid with the ecosystem `env` pm2 has not applied yet. */
   env: Env;
   /** Keys of `env` that only pm2_env had. */
   envKeys: ReadonlySet<string>;
@@ -25,9 +25,12 @@ function toInt(v: unknown): number | undefined {
 }
 
 /**
- * Reads pm2's view of this process. In pm2 cluster mode a `--require` preload runs before pm2
- * copies the ecosystem `env` into process.env; until then it exists only as JSON in
- * `process.env.pm2_env`. Keys of the real environment win over pm2_env's.
+ * Reads pm2's view of this process. In pm2 cluster mode a `--require` preload runs before pm2's
+ * ProcessContainer copies `pm2_env` into process.env; until then the ecosystem `env` exists only
+ * as JSON in `process.env.pm2_env`. pm2_env wins over the inherited process.env for the keys it
+ * has: the worker inherits the pm2 daemon's environment, which may hold stale values from when
+ * the daemon was spawned, and ProcessContainer overwrites them with pm2_env's a moment later
+ * (pm2 7 `lib/ProcessContainer.js`: `for (var k in pm2_env) process.env[k] = pm2_env[k]`).
  * Returns undefined outside pm2.
  */
 export function readPm2(env: Env): Pm2Info | undefined {
@@ -44,14 +47,11 @@ export function readPm2(env: Env): Pm2Info | undefined {
   }
   const merged: Record<string, string | undefined> = { ...env };
   const envKeys = new Set<string>();
-  const nested = typeof pm2.env === 'object' && pm2.env !== null ? (pm2.env as Record<string, unknown>) : {};
-  for (const source of [nested, pm2]) {
-    for (const [k, v] of Object.entries(source)) {
-      if (!MERGED_KEY.test(k) || typeof v !== 'string') continue;
-      if (merged[k] !== undefined && !envKeys.has(k)) continue;
-      merged[k] = v;
-      envKeys.add(k);
-    }
+  // Top-level keys are what ProcessContainer copies; pm2 already merged `.env` into them.
+  for (const [k, v] of Object.entries(pm2)) {
+    if (!MERGED_KEY.test(k) || typeof v !== 'string') continue;
+    merged[k] = v;
+    envKeys.add(k);
   }
   return {
     appName: typeof pm2.name === 'string' ? pm2.name : env.name,
@@ -64,4 +64,22 @@ export function readPm2(env: Env): Pm2Info | undefined {
     env: merged,
     envKeys,
   };
+}
+
+/**
+ * Calls `fn` once pm2 has taken over this worker's stderr. Output printed by a preload goes only
+ * to the daemon's `$PM2_HOME/pm2.log`: pm2's ProcessContainer replaces `process.stderr.write` to
+ * feed `pm2 logs <app>` a few tens of ms later, after it opens the log files. Gives up silently
+ * after `maxMillis`; never keeps the process alive.
+ */
+export function whenPm2TakesStderr(fn: () => void, maxMillis = 5000): void {
+  const original = process.stderr.write;
+  const started = Date.now();
+  const timer = setInterval(() => {
+    if (process.stderr.write !== original) {
+      clearInterval(timer);
+      fn();
+    } else if (Date.now() - started > maxMillis) clearInterval(timer);
+  }, 10);
+  timer.unref();
 }

@@ -278,7 +278,7 @@ test('the redacted config shows no secret', () => {
   assert.equal(redactConfig(c).secrets, undefined);
 });
 
-test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them; the real env wins', () => {
+test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them, and win as pm2 makes them win', () => {
   const pm2Env = {
     name: 'web',
     pm_cwd: '/srv/app',
@@ -286,12 +286,18 @@ test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them; t
     pm_id: 3,
     NODE_APP_INSTANCE: 1,
     kill_timeout: 1600,
-    env: { OTEL_SERVICE_NAME: 'from-ecosystem', FORKTRACE_API_KEY: 'eco-key', OTEL_LOG_LEVEL: 'info', UNRELATED: 'x' },
+    // pm2 puts the ecosystem env both at the top level and under .env.
+    OTEL_SERVICE_NAME: 'from-ecosystem',
+    FORKTRACE_API_KEY: 'eco-key',
+    UNRELATED: 'x',
+    env: { OTEL_SERVICE_NAME: 'from-ecosystem', FORKTRACE_API_KEY: 'eco-key', UNRELATED: 'x' },
   };
-  const info = readPm2({ pm2_env: JSON.stringify(pm2Env), OTEL_LOG_LEVEL: 'debug' });
+  // The worker inherits the daemon's env: OTEL_SERVICE_NAME here is a stale value from when the
+  // daemon was spawned; pm2 overwrites it with pm2_env's before the app runs.
+  const info = readPm2({ pm2_env: JSON.stringify(pm2Env), OTEL_SERVICE_NAME: 'stale-daemon-env', OTEL_LOG_LEVEL: 'debug' });
   assert.equal(info.env.OTEL_SERVICE_NAME, 'from-ecosystem');
   assert.equal(info.env.FORKTRACE_API_KEY, 'eco-key');
-  assert.equal(info.env.OTEL_LOG_LEVEL, 'debug', 'the real env wins');
+  assert.equal(info.env.OTEL_LOG_LEVEL, 'debug', 'keys pm2_env lacks stay as they are');
   assert.equal(info.env.UNRELATED, undefined, 'only OTEL_*, FORKTRACE_* and NODE_ENV are merged');
   assert.deepEqual([info.appName, info.cwd, info.script, info.instance, info.pmId, info.killTimeout], ['web', '/srv/app', '/srv/app/server.js', 1, 3, 1600]);
   const c = resolveConfig({}, info.env, host(APP, { pm2: info, pm2EnvKeys: info.envKeys }));
