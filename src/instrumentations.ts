@@ -118,6 +118,12 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     out.push(
       new express.ExpressInstrumentation({
         ignoreLayersType: all.filter((t) => !(config.expressLayers as string[]).includes(t)),
+        // Express 5's router names every handler span "request handler"; name the route, as
+        // express 4 did, so the span says which handler ran.
+        spanNameHook: (info, defaultName) =>
+          info.layerType === express.ExpressLayerType.REQUEST_HANDLER && info.route && !defaultName.includes(info.route)
+            ? `${defaultName} - ${info.route}`
+            : defaultName,
       }),
     );
   }

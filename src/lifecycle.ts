@@ -57,12 +57,15 @@ export function installStopHooks(o: StopHooksOptions): () => void {
   };
 
   const signalled = new Set<string>();
+  const ours = new Map<NodeJS.Signals, () => void>(SIGNALS.map((s) => [s, () => onSignal(s)]));
+  // Listeners of the app's own, i.e. any but forktrace's.
+  const others = (signal: NodeJS.Signals) => process.listeners(signal).filter((l) => l !== ours.get(signal)).length;
   const reraise = (signal: NodeJS.Signals) => {
     uninstall();
     process.kill(process.pid, signal);
   };
   const onSignal = (signal: NodeJS.Signals) => {
-    const onlyUs = process.listenerCount(signal) === 1;
+    const onlyUs = others(signal) === 0;
     if (signalled.has(signal)) {
       if (onlyUs) reraise(signal);
       return;
@@ -70,11 +73,10 @@ export function installStopHooks(o: StopHooksOptions): () => void {
     signalled.add(signal);
     void flushWithDeadline(signal, onlyUs).then(() => {
       // Re-check: the app may have added a listener while we flushed.
-      if (onlyUs && process.listenerCount(signal) === 1) reraise(signal);
+      if (onlyUs && others(signal) === 0) reraise(signal);
     });
   };
-  const signalListeners = SIGNALS.map((s) => [s, () => onSignal(s)] as const);
-  for (const [s, l] of signalListeners) process.on(s, l);
+  for (const [s, l] of ours) process.on(s, l);
 
   const onMessage = (m: unknown) => {
     if (m === 'shutdown') void flushWithDeadline('pm2 shutdown message', false);
@@ -96,7 +98,7 @@ export function installStopHooks(o: StopHooksOptions): () => void {
   process.on('beforeExit', onBeforeExit);
 
   function uninstall() {
-    for (const [s, l] of signalListeners) process.removeListener(s, l);
+    for (const [s, l] of ours) process.removeListener(s, l);
     process.removeListener('message', onMessage);
     process.removeListener('beforeExit', onBeforeExit);
     o.clusterWorker?.removeListener('disconnect', onDisconnect);

@@ -16,6 +16,8 @@ export function diagLevel(name: LogLevelName): DiagLogLevel {
   return LEVELS[name];
 }
 
+const SUPERSEDED = [/Module \S+ has been loaded before \S+ so it might not work/];
+
 function stringify(arg: unknown): string {
   if (typeof arg === 'string') return arg;
   if (arg instanceof Error) return arg.stack ?? `${arg.name}: ${arg.message}`;
@@ -54,6 +56,9 @@ export class Logger implements DiagLogger {
     this.print(DiagLogLevel.ERROR, 'error: ', [message, ...args]);
   }
   warn(message: string, ...args: unknown[]): void {
+    // forktrace prints its own load-order warning, with the fix; the instrumentations' own
+    // version of it would say the same thing less usefully, once per module.
+    if (SUPERSEDED.some((r) => r.test([message, ...args].join(' ')))) return;
     this.print(DiagLogLevel.WARN, 'warning: ', [message, ...args]);
   }
   info(message: string, ...args: unknown[]): void {

@@ -1,0 +1,152 @@
+// Shared by the tests: spawning real processes (and only killing those), the local MariaDB, HTTP.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as net from 'node:net';
+import * as http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DIST = path.join(ROOT, 'dist');
+export const REGISTER_CJS = path.join(DIST, 'register.js');
+export const REGISTER_ESM = path.join(DIST, 'register.mjs');
+export const EXAMPLE = path.join(ROOT, 'examples', 'express-mysql2');
+export const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
+
+/**
+ * Whether MariaDB/MySQL answers at MYSQL_URL. Under CI=true a missing database fails the test
+ * (CI must prove the mysql2 path); elsewhere the caller skips with this reason.
+ */
+export async function mysqlReachable() {
+  const u = new URL(MYSQL_URL);
+  const ok = await new Promise((resolve) => {
+    const s = net.connect({ host: u.hostname, port: Number(u.port || 3306) });
+    s.setTimeout(1500);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+  if (!ok && process.env.CI === 'true') {
+    throw new Error(`MySQL is not reachable at ${u.host} and CI=true: start it (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd) or set MYSQL_URL`);
+  }
+  return ok;
+}
+
+/** process.env without the developer's own OTEL_/FORKTRACE_/pm2 settings, plus `extra`. */
+export function cleanEnv(extra = {}) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(OTEL_|FORKTRACE_|PM2_|pm2_|NODE_OPTIONS$|NODE_ENV$|NODE_APP_INSTANCE$|pm_id$)/.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+const started = new Set();
+
+/**
+ * Spawns `node ...args` and collects its output. `ready` (a RegExp or a JSON key) resolves
+ * `proc.ready` with the first matching stdout JSON line. The process is killed by pid at `kill()`
+ * or when the test file ends.
+ */
+export function spawnNode(args, { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000 } = {}) {
+  const child = spawn(process.execPath, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  let stdout = '';
+  let stderr = '';
+  const lines = [];
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${readyKey}" line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      for (const line of chunk.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          const obj = JSON.parse(line);
+          lines.push(obj);
+          if (readyKey in obj) {
+            clearTimeout(timer);
+            resolve(obj);
+          }
+        } catch {
+          // not one of ours
+        }
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code ?? signal}) before "${readyKey}"; stderr: ${stderr}`));
+    });
+  });
+  ready.catch(() => {});
+  child.stderr.on('data', (c) => (stderr += c));
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    started.delete(child);
+    return { code, signal };
+  });
+  return {
+    child,
+    pid: child.pid,
+    ready,
+    exited,
+    lines,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Kills every process spawnNode started that is still running; for `after()` hooks. */
+export async function killStarted() {
+  await Promise.all(
+    [...started].map((c) => {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      return once(c, 'exit').catch(() => {});
+    }),
+  );
+}
+
+/** GET with node:http (no keep-alive), resolving { status, body, headers }. */
+export function get(url, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Span lookups on what the receiver decoded. */
+export const byName = (spans, name) => spans.filter((s) => s.name === name);
+export const childrenOf = (spans, parent) => spans.filter((s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
+export const SERVER = 2;
+export const CLIENT = 3;
+export const INTERNAL = 1;
