@@ -88,7 +88,6 @@ export const loadOrderWarning = (names: string[]) =>
 export function createInstrumentations(config: ResolvedConfig): Instrumentation[] {
   const out: Instrumentation[] = [];
   if (config.instrumentations.http) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { HttpInstrumentation } =
       require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
     const excluded = config.excludedUrls;
@@ -107,7 +106,6 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     );
   }
   if (config.instrumentations.express) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const express =
       require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
     const all = [
@@ -128,7 +126,6 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     );
   }
   if (config.instrumentations.mysql2) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { MySQL2Instrumentation } =
       require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
     out.push(new MySQL2Instrumentation({ maskStatement: config.maskDbStatements }));

@@ -5,7 +5,6 @@
  */
 try {
   // Required inside the try: a broken install must not stop the app either.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require('./instrument') as typeof import('./instrument')).instrument();
 } catch (e) {
   try {
