@@ -1,0 +1,72 @@
+// The package as a user gets it: what `npm pack` ships, and the README quick start run in a
+// separate app folder that resolves `forktrace` through node_modules and the `exports` map.
+// Not covered: installing from the registry (the package is not published); forktrace is linked
+// into the app's node_modules instead, which exercises the same resolution.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { ROOT, get, killStarted, spawnNode, byName } from './helpers.mjs';
+
+const require = createRequire(import.meta.url);
+const { startReceiver } = require('../dist/receiver.js');
+
+let receiver;
+let appDir;
+before(async () => {
+  receiver = await startReceiver();
+  // A user's app: its own package.json, express from its node_modules, forktrace installed.
+  appDir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-user-app-'));
+  fs.writeFileSync(path.join(appDir, 'package.json'), JSON.stringify({ name: 'my-shop', version: '0.4.2' }));
+  fs.mkdirSync(path.join(appDir, 'node_modules'));
+  fs.symlinkSync(ROOT, path.join(appDir, 'node_modules', 'forktrace'), 'dir');
+  fs.symlinkSync(path.join(ROOT, 'node_modules', 'express'), path.join(appDir, 'node_modules', 'express'), 'dir');
+  const server = `
+    const server = express().get('/hi', (_req, res) => res.send('hi')).listen(0, '127.0.0.1', () => {
+      process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\\n');
+    });`;
+  fs.writeFileSync(path.join(appDir, 'server.js'), `const express = require('express');${server}`);
+  fs.writeFileSync(path.join(appDir, 'server.mjs'), `import express from 'express';${server}`);
+  fs.writeFileSync(
+    path.join(appDir, 'in-code.js'),
+    `const { instrument } = require('forktrace');\nconst tracing = instrument({ serviceName: 'checkout-api' });\nconst express = require('express');${server}`,
+  );
+});
+after(async () => {
+  await killStarted();
+  await receiver.close();
+  fs.rmSync(appDir, { recursive: true, force: true });
+});
+
+test('npm pack ships dist (JS + types) and package.json, nothing else', () => {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const files = JSON.parse(out)[0].files.map((f) => f.path);
+  const unexpected = files.filter((f) => !/^dist\/.+\.(js|mjs|d\.ts|d\.mts)$/.test(f) && !['package.json', 'README.md', 'LICENSE'].includes(f));
+  assert.deepEqual(unexpected, []);
+  for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/register.js', 'dist/register.mjs', 'dist/register.d.ts']) {
+    assert.ok(files.includes(f), `${f} is shipped`);
+  }
+  assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('src/') || f.startsWith('examples/')));
+});
+
+for (const [label, args, service] of [
+  ['node --require forktrace/register server.js', ['--require', 'forktrace/register', 'server.js'], 'my-shop'],
+  ['node --import forktrace/register server.mjs', ['--import', 'forktrace/register', 'server.mjs'], 'my-shop'],
+  ['instrument() on the first line', ['in-code.js'], 'checkout-api'],
+]) {
+  test(`README quick start: ${label}`, async () => {
+    receiver.reset();
+    const app = spawnNode(args, { cwd: appDir, env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`, OTEL_BSP_SCHEDULE_DELAY: '50' } });
+    const { listening } = await app.ready;
+    assert.equal((await get(`http://127.0.0.1:${listening}/hi`)).status, 200);
+    const spans = await receiver.waitFor((s) => byName(s, 'GET /hi').length === 1);
+    const [span] = byName(spans, 'GET /hi');
+    assert.equal(span.resource['service.name'], service);
+    assert.equal(span.attributes['http.route'], '/hi');
+    if (service === 'my-shop') assert.equal(span.resource['service.version'], '0.4.2');
+    await app.kill('SIGINT');
+  });
+}
