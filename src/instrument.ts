@@ -66,6 +66,7 @@ export const statusMessages = {
 interface State {
   options: ForktraceOptions | undefined;
   handle: ForktraceHandle;
+  logger: Logger;
 }
 
 // On globalThis, so that a second copy of forktrace (another node_modules folder, or the CJS and
@@ -131,7 +132,7 @@ export function instrument(options?: ForktraceOptions): ForktraceHandle {
   const existing = g[STATE];
   if (existing) {
     if (options !== undefined && !isDeepStrictEqual(options, existing.options)) {
-      diag.warn(statusMessages.optionsDiffer);
+      existing.logger.warn(statusMessages.optionsDiffer);
     }
     return existing.handle;
   }
@@ -141,7 +142,7 @@ export function instrument(options?: ForktraceOptions): ForktraceHandle {
   const redacted = redactConfig(config);
   const logger = new Logger(new Redactor(config.secrets), diagLevel(config.logLevel));
 
-  const state: State = { options, handle: noopHandle(redacted) };
+  const state: State = { options, handle: noopHandle(redacted), logger };
   g[STATE] = state;
   for (const w of config.warnings) logger.warn(w);
 
