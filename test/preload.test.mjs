@@ -195,3 +195,44 @@ test('a broken preload environment prints one "not instrumented" line and the ap
   await app.kill('SIGINT');
   assert.match(app.stderr, /^forktrace: warning: OTEL_TRACES_EXPORTER="kafka" is not supported; accepted: otlp, console, none, or a comma list such as otlp,console\. Using otlp\.$/m);
 });
+
+test('express 4: the same server span name and http.route', async (t) => {
+  // express 4 is installed as the alias `express4`; a fixture folder links it in as `express`, and
+  // --preserve-symlinks keeps that path, so the instrumentation sees a module named express.
+  const fs = await import('node:fs');
+  const dir = path.join(EXAMPLE, '..', '..', 'test', 'fixtures', 'express4-app');
+  fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
+  const link = path.join(dir, 'node_modules', 'express');
+  if (!fs.existsSync(link)) fs.symlinkSync(path.join(EXAMPLE, '..', '..', 'node_modules', 'express4'), link, 'dir');
+  t.after(() => fs.rmSync(path.join(dir, 'node_modules'), { recursive: true, force: true }));
+  receiver.reset();
+  const app = spawnNode(['--preserve-symlinks', '--require', REGISTER_CJS, path.join(dir, 'server.js')], {
+    cwd: dir,
+    env: { OTEL_SERVICE_NAME: 'e4', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' },
+  });
+  const { listening, express } = await app.ready;
+  assert.match(express, /^4\./);
+  assert.equal((await get(`http://127.0.0.1:${listening}/users/9`)).status, 200);
+  const spans = await receiver.waitFor((s) => byName(s, 'GET /users/:id').length === 1 && s.length >= 2);
+  const [server] = byName(spans, 'GET /users/:id');
+  assert.equal(server.attributes['http.route'], '/users/:id');
+  const [handler] = childrenOf(spans, server);
+  assert.equal(handler.name, 'request handler - /users/:id');
+  await app.kill('SIGINT');
+});
+
+test('an instrumentation turned off: OTEL_NODE_DISABLED_INSTRUMENTATIONS=mysql2 leaves no SQL spans', async (t) => {
+  if (!dbUp) return t.skip('MySQL not reachable at MYSQL_URL');
+  receiver.reset();
+  const app = spawnNode(['--require', REGISTER_CJS, path.join(EXAMPLE, 'server.js')], {
+    cwd: EXAMPLE,
+    env: { PORT: '0', OTEL_SERVICE_NAME: 'no-sql', OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'mysql2', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' },
+  });
+  const { listening: port } = await app.ready;
+  assert.equal((await get(`http://127.0.0.1:${port}/users/3`)).status, 200);
+  const spans = await receiver.waitFor((s) => byName(s, 'GET /users/:id').length === 1 && byName(s, 'request handler - /users/:id').length === 1);
+  await app.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(receiver.spans.filter((s) => s.scope.name.includes('mysql2')), []);
+  assert.equal(spans.length, 2);
+});
