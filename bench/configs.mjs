@@ -1,0 +1,63 @@
+// The configurations the bench compares. Each runs examples/express-mysql2/server.js unchanged;
+// only the preload and the environment differ.
+import * as path from 'node:path';
+import { APP, BENCH, ROOT } from './lib.mjs';
+
+/**
+ * @param receiverUrl the bench receiver's traces URL (http://127.0.0.1:PORT/v1/traces)
+ * @param baseline a folder holding another forktrace build (its register.js), compared as
+ *   `forktrace-baseline`: the "before" of a before/after row.
+ */
+export function allConfigs(receiverUrl, { baseline } = {}) {
+  const origin = new URL(receiverUrl).origin;
+  const forktraceEnv = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiverUrl, OTEL_SERVICE_NAME: 'bench' };
+  const list = [
+    { name: 'untraced', label: 'untraced', preload: [], env: {} },
+    {
+      name: 'forktrace',
+      label: 'forktrace (defaults)',
+      preload: ['--require', path.join(ROOT, 'dist', 'register.js')],
+      env: forktraceEnv,
+    },
+    {
+      name: 'forktrace-nolayers',
+      label: 'forktrace, FORKTRACE_EXPRESS_LAYERS=none',
+      preload: ['--require', path.join(ROOT, 'dist', 'register.js')],
+      env: { ...forktraceEnv, FORKTRACE_EXPRESS_LAYERS: 'none' },
+    },
+    {
+      name: 'handbuilt',
+      label: 'hand-built SDK',
+      preload: ['--require', path.join(BENCH, 'handbuilt.js')],
+      env: { BENCH_OTLP_URL: receiverUrl },
+    },
+    {
+      name: 'auto',
+      label: 'auto-instrumentations-node/register',
+      preload: ['--require', '@opentelemetry/auto-instrumentations-node/register'],
+      env: {
+        // The default detector list probes cloud metadata addresses; only 127.0.0.1 may be contacted.
+        OTEL_NODE_RESOURCE_DETECTORS: 'env,host,os,process,serviceinstance',
+        OTEL_TRACES_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+        OTEL_EXPORTER_OTLP_ENDPOINT: origin,
+        // NodeSDK would also start OTLP metrics and logs exporters by default; this compares traces.
+        OTEL_METRICS_EXPORTER: 'none',
+        OTEL_LOGS_EXPORTER: 'none',
+        OTEL_SERVICE_NAME: 'bench-auto',
+      },
+    },
+  ];
+  if (baseline) {
+    list.push({
+      name: 'forktrace-baseline',
+      label: `forktrace baseline (${path.relative(ROOT, baseline) || baseline})`,
+      preload: ['--require', path.join(path.resolve(ROOT, baseline), 'register.js')],
+      env: forktraceEnv,
+    });
+  }
+  for (const c of list) c.args = [...c.preload, APP];
+  return list;
+}
+
+export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'handbuilt', 'auto'];

@@ -1,0 +1,274 @@
+// Shared by the bench modes: processes (spawned, pinned and killed only by their own pid), /proc
+// readings, the receiver's side channel, the load generator and small statistics.
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BENCH = path.join(ROOT, 'bench');
+export const OUT = path.join(ROOT, '.bench-out');
+export const APP = path.join(ROOT, 'examples', 'express-mysql2', 'server.js');
+export const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+export const CORES = os.cpus().length;
+/** Whether the app gets a core of its own (taskset present and at least 2 cores). */
+export const PINNED = TASKSET && CORES >= 2;
+/** The app's core and the core of everything else (load generator, receiver). */
+export const APP_CORE = PINNED ? '1' : undefined;
+export const AUX_CORE = PINNED ? '0' : undefined;
+
+/** [command, args] running `node ...args`, pinned to `cores` when pinning is possible. */
+export function nodeCommand(args, cores) {
+  return cores === undefined ? [process.execPath, args] : ['taskset', ['-c', cores, process.execPath, ...args]];
+}
+
+/** process.env without the developer's own tracing settings, plus `extra`. */
+export function cleanEnv(extra = {}) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(OTEL_|FORKTRACE_|PM2_|pm2_|NODE_OPTIONS$|NODE_ENV$|NODE_APP_INSTANCE$|pm_id$)/.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+const started = new Set();
+/** Kills (SIGKILL, by pid) every process this bench started that still runs. */
+export function killAll() {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+for (const s of ['SIGINT', 'SIGTERM']) {
+  process.once(s, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/**
+ * Spawns `node ...args` (pinned to `cores`), collecting stdout JSON lines and stderr.
+ * `ready` resolves with the first stdout JSON line holding `readyKey`, plus `ms` since spawn.
+ */
+export function spawnNode(args, { env = {}, cores, readyKey = 'listening', timeoutMs = 20000, cwd = ROOT } = {}) {
+  const [cmd, argv] = nodeCommand(args, cores);
+  const t0 = process.hrtime.bigint();
+  const child = spawn(cmd, argv, { cwd, env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+  started.add(child);
+  let stderr = '';
+  const lines = [];
+  const listeners = new Set();
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (c) => (stderr += c));
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    let obj;
+    try {
+      obj = JSON.parse(line);
+    } catch {
+      return;
+    }
+    obj.ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    lines.push(obj);
+    for (const l of [...listeners]) l(obj);
+  });
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    started.delete(child);
+    return { code, signal };
+  });
+  /** Resolves with the next (or an already received) JSON line holding `key`. */
+  const waitLine = (key, ms = timeoutMs, from = 0) =>
+    new Promise((resolve, reject) => {
+      const hit = lines.slice(from).find((o) => key in o);
+      if (hit) return resolve(hit);
+      const timer = setTimeout(() => {
+        listeners.delete(l);
+        reject(new Error(`no "${key}" line within ${ms} ms from ${args.join(' ')}; stderr: ${stderr.slice(-2000)}`));
+      }, ms);
+      const l = (obj) => {
+        if (!(key in obj)) return;
+        clearTimeout(timer);
+        listeners.delete(l);
+        resolve(obj);
+      };
+      listeners.add(l);
+      exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        listeners.delete(l);
+        reject(new Error(`${args.join(' ')} exited (${code ?? signal}) before "${key}"; stderr: ${stderr.slice(-2000)}`));
+      });
+    });
+  const ready = readyKey ? waitLine(readyKey) : Promise.resolve(undefined);
+  ready.catch(() => {});
+  return {
+    child,
+    pid: child.pid,
+    ready,
+    exited,
+    lines,
+    waitLine,
+    get stderr() {
+      return stderr;
+    },
+    send(line) {
+      child.stdin.write(line + '\n');
+    },
+    /** Signals, then SIGKILLs after `graceMs`; resolves { code, signal, ms, killed }. */
+    async stop(signal = 'SIGTERM', graceMs = 5000) {
+      const t = Date.now();
+      if (child.exitCode !== null || child.signalCode !== null) return { ...(await exited), ms: 0, killed: false };
+      child.kill(signal);
+      const timer = new Promise((r) => setTimeout(() => r('timeout'), graceMs));
+      const first = await Promise.race([exited, timer]);
+      if (first !== 'timeout') return { ...first, ms: Date.now() - t, killed: false };
+      child.kill('SIGKILL');
+      return { ...(await exited), ms: Date.now() - t, killed: true };
+    },
+  };
+}
+
+/** The bench receiver (bench/receiver.mjs) in its own process, driven over stdin/stdout. */
+export async function startReceiverProcess({ port = 0 } = {}) {
+  const p = spawnNode([path.join(BENCH, 'receiver.mjs'), String(port)], { cores: AUX_CORE, readyKey: 'url' });
+  const { url } = await p.ready;
+  let seen = p.lines.length;
+  const command = async (cmd, key) => {
+    const from = seen;
+    p.send(cmd);
+    const obj = await p.waitLine(key, 10000, from);
+    seen = p.lines.indexOf(obj) + 1;
+    return obj;
+  };
+  return {
+    url,
+    port: Number(new URL(url).port),
+    pid: p.pid,
+    stats: async () => (await command('stats', 'stats')).stats,
+    reset: async () => (await command('reset', 'stats')).stats,
+    mode: (m) => command(m, 'mode'),
+    close: async () => {
+      await command('close', 'closed').catch(() => {});
+      await p.stop('SIGKILL', 1000);
+    },
+  };
+}
+
+/** Runs bench/load.mjs (autocannon) in its own process; resolves its JSON result. */
+export async function runLoad({ url, duration, connections, paths }) {
+  const p = spawnNode([path.join(BENCH, 'load.mjs'), JSON.stringify({ url, duration, connections, paths })], {
+    cores: AUX_CORE,
+    readyKey: 'responses',
+    timeoutMs: (duration + 30) * 1000,
+  });
+  const r = await p.ready;
+  await p.exited;
+  return r;
+}
+
+/** utime+stime of a process (all its threads), in microseconds. */
+export function cpuMicros(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name, which may itself contain spaces.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]);
+  return (ticks * 1e6) / CLK_TCK;
+}
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** VmRSS and VmHWM of a process, in MB. */
+export function memory(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number((s.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm')) ?? [])[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+/** Whether MariaDB/MySQL answers at MYSQL_URL. */
+export async function mysqlReachable() {
+  const u = new URL(MYSQL_URL);
+  return new Promise((resolve) => {
+    const s = net.connect({ host: u.hostname, port: Number(u.port || 3306) });
+    s.setTimeout(1500);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export function median(xs) {
+  const a = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (a.length === 0) return NaN;
+  const m = a.length >> 1;
+  return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2;
+}
+export const min = (xs) => Math.min(...xs.filter(Number.isFinite));
+export const max = (xs) => Math.max(...xs.filter(Number.isFinite));
+
+/** `uptime`'s load averages, to be recorded with each run. */
+export function loadAverage() {
+  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+}
+
+/** The machine and versions, for the report header. */
+export function machine() {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = (cpuinfo.match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  const version = (name) => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return 'missing';
+    }
+  };
+  const own = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  let commit = '';
+  const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  if (git.status === 0) commit = git.stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim();
+  return {
+    cores: CORES,
+    model: model.trim(),
+    memGB: (os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: os.release(),
+    node: process.version,
+    pinned: PINNED,
+    forktrace: `${own.version}${commit ? ` (${commit}${dirty ? ', src modified' : ''})` : ''}`,
+    versions: Object.fromEntries(
+      [
+        '@opentelemetry/sdk-trace-node',
+        '@opentelemetry/sdk-trace-base',
+        '@opentelemetry/exporter-trace-otlp-proto',
+        '@opentelemetry/instrumentation-http',
+        '@opentelemetry/instrumentation-express',
+        '@opentelemetry/instrumentation-mysql2',
+        '@opentelemetry/sdk-node',
+        '@opentelemetry/auto-instrumentations-node',
+        'express',
+        'mysql2',
+        'autocannon',
+      ].map((n) => [n, version(n)]),
+    ),
+  };
+}

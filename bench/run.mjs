@@ -1,0 +1,120 @@
+// npm run bench [-- options]
+//
+//   (no mode)            side-by-side comparison → BENCHMARKS.md "compare" block
+//   --quick              a short comparison (1 round, 3 s); written only to .bench-out/
+//   --outage             60 s healthy / receiver stopped / receiver blackholed → "outage" block
+//   --scale              export ceiling, memory vs OTEL_BSP_MAX_QUEUE_SIZE, 1 vs 2 workers → "scale" block
+//   --profile[=config]   CPU profiles (node --cpu-prof) under load → .bench-out/profiles/, summary on stdout
+//
+//   --rounds N  --duration S  --warmup S  --connections C  --startups N
+//   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, forktrace-baseline
+//   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
+//   --no-write           leave BENCHMARKS.md alone
+//   --outage-seconds S   length of each outage phase (default 60)
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DEFAULT_CONFIGS } from './configs.mjs';
+import { runCompare } from './compare.mjs';
+import { machine, mysqlReachable, OUT, PINNED, ROOT } from './lib.mjs';
+import { compareTable, header, replaceBlock, spanInventory, targetTable } from './report.mjs';
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+const value = (name, dflt) => {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return dflt;
+  const a = argv[i];
+  if (a.includes('=')) return a.slice(a.indexOf('=') + 1);
+  return argv[i + 1] && !argv[i + 1].startsWith('--') ? argv[i + 1] : dflt;
+};
+
+const quick = flag('quick');
+const o = {
+  rounds: Number(value('rounds', quick ? 1 : 3)),
+  duration: Number(value('duration', quick ? 3 : 8)),
+  warmup: Number(value('warmup', quick ? 1 : 2)),
+  connections: Number(value('connections', 16)),
+  startups: Number(value('startups', quick ? 3 : 10)),
+  configs: String(value('configs', DEFAULT_CONFIGS.join(','))).split(','),
+  baseline: value('baseline', undefined),
+  outageSeconds: Number(value('outage-seconds', 60)),
+};
+if (o.baseline && !o.configs.includes('forktrace-baseline')) o.configs.push('forktrace-baseline');
+const write = !flag('no-write') && (!quick || flag('write'));
+const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+const BENCHMARKS = path.join(ROOT, 'BENCHMARKS.md');
+
+function preflight() {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'register.js'))) throw new Error('dist/ is missing: run npm run build');
+  fs.mkdirSync(OUT, { recursive: true });
+  if (!PINNED) process.stderr.write('bench: taskset or a second core is missing; the app is not pinned\n');
+}
+
+async function main() {
+  preflight();
+  if (!(await mysqlReachable())) {
+    throw new Error(
+      'MariaDB/MySQL is not reachable at 127.0.0.1:3306 (or MYSQL_URL): start it, e.g. ' +
+        'start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd',
+    );
+  }
+  const meta = { ...machine(), date: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
+  const stamp = meta.date.replace(/[:]/g, '-');
+
+  if (flag('outage')) {
+    const { runOutage, outageReport } = await import('./outage.mjs');
+    const result = await runOutage(o);
+    fs.writeFileSync(path.join(OUT, `outage-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
+    const md = `${header(meta, command, result.loads)}\n\n${outageReport(result)}`;
+    process.stdout.write(md + '\n');
+    if (write) replaceBlock(BENCHMARKS, 'outage', md);
+    return;
+  }
+  if (flag('scale')) {
+    const { runScale, scaleReport } = await import('./scale.mjs');
+    const result = await runScale(o);
+    fs.writeFileSync(path.join(OUT, `scale-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
+    const md = `${header(meta, command, result.loads)}\n\n${scaleReport(result)}`;
+    process.stdout.write(md + '\n');
+    if (write) replaceBlock(BENCHMARKS, 'scale', md);
+    return;
+  }
+  if (flag('profile')) {
+    const { runProfile } = await import('./profile.mjs');
+    const which = value('profile', 'forktrace');
+    process.stdout.write((await runProfile({ ...o, which: which === true ? 'forktrace' : which })) + '\n');
+    return;
+  }
+
+  const result = await runCompare(o);
+  fs.writeFileSync(path.join(OUT, `compare-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
+  const traced = ['forktrace', 'forktrace-nolayers', 'forktrace-baseline'].filter((n) => o.configs.includes(n));
+  const md = [
+    header(meta, command, result.loads),
+    '',
+    `${o.rounds} rounds, configurations alternated round by round; per round and configuration: start, 1 s idle, ` +
+      `${o.warmup} s warm-up on each route, then ${o.duration} s of /hello and ${o.duration} s of /db with ` +
+      `${o.connections} connections, then SIGTERM. Startup: ${o.startups} extra starts per configuration, alternated, ` +
+      `plus the measured rounds. Cells: median <sub>min–max</sub> **vs untraced**.`,
+    '',
+    compareTable(result),
+    '',
+    '#### Targets',
+    '',
+    targetTable(result, traced),
+    '',
+    '#### Spans and attributes forktrace produced (defaults)',
+    '',
+    spanInventory(result, 'forktrace'),
+  ].join('\n');
+  process.stdout.write(md + '\n');
+  if (write) replaceBlock(BENCHMARKS, 'compare', md);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`bench: ${e instanceof Error ? e.message : e}\n`);
+    process.exit(1);
+  },
+);
