@@ -21,6 +21,8 @@ export interface HostFacts {
   pm2?: { appName?: string; cwd?: string; script?: string };
   /** Env keys whose value came from pm2's `pm2_env`, not from the real environment. */
   pm2EnvKeys?: ReadonlySet<string>;
+  /** Returns the text of `file`, or undefined when it cannot be read (the CA file). Default: fs. */
+  readFile?(file: string): string | undefined;
 }
 
 export interface BatchConfig {
@@ -47,6 +49,10 @@ export interface ResolvedConfig {
   hasApiKey: boolean;
   compression: 'gzip' | 'none';
   timeoutMillis: number;
+  /** PEM file of the CA(s) that sign the endpoint's certificate (`OTEL_EXPORTER_OTLP_CERTIFICATE`). */
+  certificateFile: string | undefined;
+  /** `FORKTRACE_REQUIRE_TLS=true`: an http:// endpoint off this machine gets no export at all. */
+  requireTls: boolean;
   exporters: ExporterName[];
   sampler: SamplerName;
   samplerRatio: number;
@@ -103,6 +109,15 @@ export const messages = {
   badHeaderPair: (variable: string, key: string, why: string) => `${variable}: header "${key}" ${why}`,
   protocolUnsupported: (value: string) =>
     `OTEL_EXPORTER_OTLP_PROTOCOL="${value}" is not supported; forktrace sends http/protobuf. Unset it or set http/protobuf.`,
+  certificateUnreadable: (name: string, file: string) =>
+    `${name}: cannot read "${file}"; using the system CAs. Fix the path or unset ${name}.`,
+  certificateNotPem: (name: string, file: string) =>
+    `${name}: "${file}" holds no PEM certificate (-----BEGIN CERTIFICATE-----); using the system CAs.`,
+  certificateUnused: (name: string) => `${name} is set but the endpoint is http://, so it is not used; use https://.`,
+  credentialsOverHttp: (endpoint: string, headerNames: string[]) =>
+    `the credentials in ${headerNames.join(', ')} are sent unencrypted to ${endpoint}, which is not this machine. Use an https:// endpoint, or set FORKTRACE_REQUIRE_TLS=true to refuse.`,
+  tlsRequired: (endpoint: string) =>
+    `FORKTRACE_REQUIRE_TLS=true and the endpoint ${endpoint} is plain http to another machine: no spans are exported. Use an https:// endpoint, or unset FORKTRACE_REQUIRE_TLS.`,
 } as const;
 
 /** Blank counts as unset. */
@@ -294,8 +309,8 @@ export function resolveConfig(
   if (url.username !== '' || url.password !== '') {
     // Credentials in the URL become HTTP Basic auth; the URL itself is kept without them so that
     // it can be printed.
-    const user = decodeURIComponent(url.username);
-    const pass = decodeURIComponent(url.password);
+    const user = decodeUserinfo(url.username);
+    const pass = decodeUserinfo(url.password);
     const basic = Buffer.from(`${user}:${pass}`).toString('base64');
     headers['authorization'] = `Basic ${basic}`;
     secrets.push(user, pass, url.username, url.password, basic);
@@ -384,8 +399,39 @@ export function resolveConfig(
     },
     ['otlp'] as ExporterName[],
   );
-  const activeExporters =
+  let activeExporters =
     exporters.includes('none') && exporters.length > 1 ? exporters.filter((e) => e !== 'none') : exporters;
+
+  // A custom CA for an https endpoint, per the OTLP exporter spec. It replaces the built-in roots.
+  const certEnv =
+    read(env, 'OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE') !== undefined
+      ? 'OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE'
+      : 'OTEL_EXPORTER_OTLP_CERTIFICATE';
+  let certificateFile: string | undefined;
+  sources.certificateFile = 'default';
+  const certRaw = read(env, certEnv);
+  if (certRaw !== undefined) {
+    const file = path.resolve(host.cwd, certRaw);
+    const text = (host.readFile ?? readTextFile)(file);
+    if (text === undefined) warnings.push(messages.certificateUnreadable(certEnv, file));
+    else if (!text.includes('-----BEGIN CERTIFICATE-----')) warnings.push(messages.certificateNotPem(certEnv, file));
+    else {
+      certificateFile = file;
+      sources.certificateFile = envSource(certEnv);
+      if (url.protocol !== 'https:') warnings.push(messages.certificateUnused(certEnv));
+    }
+  }
+
+  // Plain http off this machine: headers (the API key among them) cross the network readable.
+  const requireTls = pick('requireTls', undefined, 'FORKTRACE_REQUIRE_TLS', boolParser(false), false);
+  if (activeExporters.includes('otlp') && url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    if (requireTls) {
+      warnings.push(messages.tlsRequired(endpoint));
+      activeExporters = activeExporters.filter((e) => e !== 'otlp');
+    } else if (Object.keys(headers).length > 0) {
+      warnings.push(messages.credentialsOverHttp(endpoint, Object.keys(headers)));
+    }
+  }
 
   const sampler = pick(
     'sampler',
@@ -515,6 +561,8 @@ export function resolveConfig(
     hasApiKey: apiKey !== undefined,
     compression,
     timeoutMillis,
+    certificateFile,
+    requireTls,
     exporters: activeExporters,
     sampler,
     samplerRatio,
@@ -543,6 +591,31 @@ export function redactConfig(config: ResolvedConfig): RedactedConfig {
     headers: Object.fromEntries(Object.keys(config.headers).map((k) => [k, '[REDACTED]'])),
     excludedUrls: config.excludedUrls.map((r) => String(r)),
   };
+}
+
+/** Percent-decodes URL userinfo; a malformed escape is kept as written rather than thrown. */
+function decodeUserinfo(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function readTextFile(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `hostname` (as URL.hostname gives it) is this machine's loopback interface. */
+function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(h)) return h.startsWith('127.');
+  return h === '::1' || /^::ffff:127\./.test(h) || /^::ffff:7f/.test(h);
 }
 
 function splitList(raw: string): string[] {

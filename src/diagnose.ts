@@ -46,8 +46,12 @@ export function describeHttpStatus(status: number, url?: string): Diagnosis {
       kind: 'protocol',
       text: 'HTTP 415: the endpoint does not take OTLP/HTTP protobuf (is it a gRPC port such as 4317? OTLP/HTTP is usually 4318)',
     };
-  if (status === 429)
-    return { kind: 'throttled', text: 'HTTP 429: the endpoint is throttling; spans were retried with backoff' };
+  if (status === 429) return { kind: 'throttled', text: 'HTTP 429: the endpoint is throttling (rate limit or quota)' };
+  if (status === 502 || status === 503 || status === 504)
+    return {
+      kind: 'unavailable',
+      text: `HTTP ${status}: the endpoint is unavailable (down, overloaded, or a proxy in front of it has no backend)`,
+    };
   if (status >= 500) return { kind: 'server', text: `HTTP ${status}: the endpoint failed on its side` };
   return { kind: `http-${status}`, text: `HTTP ${status}` };
 }
@@ -58,12 +62,67 @@ function codeOf(e: unknown): unknown {
   return o.code ?? codeOf(o.cause);
 }
 
+/** Seconds in a `Retry-After` header (delay-seconds or an HTTP date), or undefined. */
+function retryAfterSeconds(value: string, now = Date.now()): number | undefined {
+  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.round((at - now) / 1000));
+}
+
+/** What the exporter adds to the errors it explains (exporter.ts). */
+interface ExporterAnnotations {
+  retryAfter?: unknown;
+  timeoutMillis?: unknown;
+}
+
+/** Why the retries of a retryable answer (429, 502, 503, 504) ended. */
+function retriesEnded(a: ExporterAnnotations): string {
+  const timeout = `the ${String(a.timeoutMillis)} ms export timeout (OTEL_EXPORTER_OTLP_TIMEOUT)`;
+  if (typeof a.retryAfter === 'string') {
+    const seconds = retryAfterSeconds(a.retryAfter);
+    if (seconds !== undefined && seconds * 1000 > Number(a.timeoutMillis)) {
+      return `it asked to retry after ${seconds} s (Retry-After: ${a.retryAfter}), later than ${timeout} allows, so it was not retried`;
+    }
+    return `retried as asked (Retry-After: ${a.retryAfter}) until ${timeout} ran out`;
+  }
+  return `retried with backoff until ${timeout} ran out`;
+}
+
+/** The reason OpenSSL gives, e.g. "wrong version number" out of "…:ssl3_get_record:wrong version number:…". */
+function opensslReason(message: string): string | undefined {
+  return /:(?:SSL routines|[^:]*routines):[^:]*:([^:]+)/.exec(message)?.[1]?.trim();
+}
+
+function describeTlsError(code: string, message: string): Diagnosis {
+  const reason = opensslReason(message);
+  if (/wrong version number|packet length too long|http request/i.test(message)) {
+    return {
+      kind: 'tls',
+      text: `TLS failed (${code}: ${reason ?? 'not a TLS answer'}): the port answers in plain http. Use http:// in the endpoint, or the endpoint's TLS port`,
+    };
+  }
+  if (code.includes('CERT') || code.includes('SIGNATURE') || code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return {
+      kind: 'tls',
+      text: `TLS failed (${code}): the endpoint's certificate is not trusted here. If a private CA signed it, set OTEL_EXPORTER_OTLP_CERTIFICATE to the CA's PEM file`,
+    };
+  }
+  return {
+    kind: 'tls',
+    text: `TLS failed (${code}${reason ? `: ${reason}` : ''}): check https vs http, and the CA (OTEL_EXPORTER_OTLP_CERTIFICATE)`,
+  };
+}
+
 export function describeExportError(error: unknown, url?: string): Diagnosis {
   if (error === undefined || error === null) return { kind: 'unknown', text: 'unknown error' };
   const code = codeOf(error);
   const message = error instanceof Error ? error.message : String(error);
+  const annotations = error as ExporterAnnotations;
   if (typeof code === 'number') {
     const d = describeHttpStatus(code, url);
+    if (typeof annotations.timeoutMillis === 'number') {
+      return { kind: d.kind, text: `${d.text}; ${retriesEnded(annotations)}` };
+    }
     const data = (error as { data?: unknown }).data;
     // A 4xx body often says exactly what is wrong; keep a trimmed, single-line copy.
     if (code >= 400 && code < 500 && typeof data === 'string' && data.trim() !== '') {
@@ -72,18 +131,22 @@ export function describeExportError(error: unknown, url?: string): Diagnosis {
     }
     return d;
   }
+  if (code === 'ETIMEDOUT' && typeof annotations.timeoutMillis === 'number') {
+    return { kind: 'timeout', text: `no answer within ${annotations.timeoutMillis} ms (OTEL_EXPORTER_OTLP_TIMEOUT)` };
+  }
   if (typeof code === 'string') {
     const known = NETWORK[code];
     if (known) return known;
     if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'EPROTO' || /SSL|TLS/i.test(code)) {
-      return {
-        kind: 'tls',
-        text: `TLS failed (${code}): check https vs http, and the CA (OTEL_EXPORTER_OTLP_CERTIFICATE)`,
-      };
+      return describeTlsError(code, message);
     }
     return { kind: code.toLowerCase(), text: `${code}: ${message}` };
   }
-  if (/timeout/i.test(message)) return { kind: 'timeout', text: 'no answer in time (OTEL_EXPORTER_OTLP_TIMEOUT)' };
+  if (/timed? ?out/i.test(message)) {
+    const within =
+      typeof annotations.timeoutMillis === 'number' ? ` within ${annotations.timeoutMillis} ms` : ' in time';
+    return { kind: 'timeout', text: `no answer${within} (OTEL_EXPORTER_OTLP_TIMEOUT)` };
+  }
   if (/wrong version number|SSL|TLS|certificate/i.test(message)) {
     return {
       kind: 'tls',

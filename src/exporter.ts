@@ -1,9 +1,68 @@
+import * as diagnosticsChannel from 'node:diagnostics_channel';
+import * as fs from 'node:fs';
+import type * as http from 'node:http';
+import { createNoopMeter, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
-import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { ResolvedConfig } from './config';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  type BufferConfig,
+  type ReadableSpan,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
+import type { BatchConfig, ResolvedConfig } from './config';
+
+/**
+ * The error otlp-exporter-base gives when an export ran out of retries (or time) on a retryable
+ * answer (429, 502, 503, 504). It carries no status code, so the exporter below replaces it with
+ * a {@link RetriesExhaustedError} naming the last status it saw.
+ */
+const RETRYABLE_GAVE_UP = 'Export failed with retryable status';
+
+/** An export that got only retryable HTTP answers until its time ran out. */
+export class RetriesExhaustedError extends Error {
+  constructor(
+    /** The last HTTP status received (429, 502, 503 or 504). */
+    readonly code: number,
+    /** The last `Retry-After` header received, as sent. */
+    readonly retryAfter: string | undefined,
+    /** The export timeout (OTEL_EXPORTER_OTLP_TIMEOUT) the retries had to fit in. */
+    readonly timeoutMillis: number,
+  ) {
+    super(`HTTP ${code} on every attempt`);
+    this.name = 'RetriesExhaustedError';
+  }
+}
+
+/** upstream's error when an attempt got no answer within the timeout (http-transport-utils.js). */
+const TIMED_OUT = 'Request timed out';
+
+/** An export whose last attempt got no answer within the export timeout. */
+export class ExportTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly timeoutMillis: number) {
+    super(`no answer within ${timeoutMillis} ms`);
+    this.name = 'ExportTimeoutError';
+  }
+}
+
+/** Requests the exporter's own agent made: used only to explain failures. */
+interface WireState {
+  agent: http.Agent | undefined;
+  lastStatus: number | undefined;
+  lastRetryAfter: string | undefined;
+}
+
+// Node publishes every client request and response on these (node:diagnostics_channel, "HTTP"
+// built-in channels). The exporter watches the ones made through its own agent: it keeps the last
+// status, because upstream's retrying transport drops the status of a retryable answer, and it
+// bounds each attempt, because upstream's timeout is an idle timeout (`req.setTimeout`) that an
+// endpoint sending one byte a second never trips.
+const REQUEST_CHANNEL = 'http.client.request.start';
+const RESPONSE_CHANNEL = 'http.client.response.finish';
 
 /**
  * The OTLP/HTTP protobuf exporter, assembled from the same parts as
@@ -11,10 +70,25 @@ import type { ResolvedConfig } from './config';
  * resolved config. OTLPTraceExporter re-reads the OTEL_EXPORTER_OTLP_* variables itself: it would
  * add back header pairs forktrace rejected, and its warnings quote header values and URLs with
  * credentials (otlp-exporter-base `util.js`, `otlp-node-http-env-configuration.js`).
+ *
+ * Retries are upstream's (otlp-exporter-base `retrying-transport.js`): 429/502/503/504 and the
+ * network errors ECONNRESET, ECONNREFUSED, EPIPE, ETIMEDOUT, EAI_AGAIN, ENOTFOUND, ENETUNREACH,
+ * EHOSTUNREACH and a request timeout are retried up to 5 times, with backoff 1 s × 1.5ⁿ (±20 %,
+ * at most 5 s) or `Retry-After` when given, and never past `timeoutMillis` from the first attempt.
  */
 class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
-  constructor(config: ResolvedConfig) {
+  private readonly wire: WireState;
+  private readonly onRequest: (message: unknown) => void;
+  private readonly onResponse: (message: unknown) => void;
+
+  constructor(private readonly config: ResolvedConfig) {
     const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
+    const wire: WireState = { agent: undefined, lastStatus: undefined, lastRetryAfter: undefined };
+    // Read when the first export starts (the factory runs lazily), so that `https` is loaded
+    // after the http instrumentation is in place. A custom CA replaces the built-in roots, as
+    // OTEL_EXPORTER_OTLP_CERTIFICATE does in the other OpenTelemetry SDKs.
+    const agentOptions = { keepAlive: true, ...(config.certificateFile ? { ca: readCa(config.certificateFile) } : {}) };
+    const makeAgent = httpAgentFactoryFromOptions(agentOptions);
     super(
       createOtlpHttpExportDelegate(
         {
@@ -25,7 +99,11 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
           // dropped instead of piling up while the endpoint is down.
           concurrencyLimit: 30,
           compression: config.compression,
-          agentFactory: httpAgentFactoryFromOptions({ keepAlive: true }),
+          agentFactory: async (protocol) => {
+            const agent = await makeAgent(protocol);
+            wire.agent = agent;
+            return agent;
+          },
         },
         ProtobufTraceSerializer,
         'otlp_http_span_exporter',
@@ -33,18 +111,83 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
         undefined,
       ),
     );
+    this.wire = wire;
+    this.onRequest = (message) => {
+      const request = (message as { request?: http.ClientRequest }).request;
+      if (wire.agent === undefined || request === undefined || (request as { agent?: unknown }).agent !== wire.agent)
+        return;
+      const timer = setTimeout(
+        () => request.destroy(new ExportTimeoutError(config.timeoutMillis)),
+        config.timeoutMillis,
+      );
+      timer.unref();
+      request.once('close', () => clearTimeout(timer));
+    };
+    this.onResponse = (message) => {
+      const { request, response } = message as {
+        request?: { agent?: unknown };
+        response?: http.IncomingMessage;
+      };
+      if (wire.agent === undefined || request?.agent !== wire.agent || response === undefined) return;
+      wire.lastStatus = response.statusCode;
+      const retryAfter = response.headers['retry-after'];
+      wire.lastRetryAfter = typeof retryAfter === 'string' ? retryAfter : undefined;
+    };
+    diagnosticsChannel.subscribe(REQUEST_CHANNEL, this.onRequest);
+    diagnosticsChannel.subscribe(RESPONSE_CHANNEL, this.onResponse);
+  }
+
+  override export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    super.export(spans, (result) =>
+      resultCallback(result.error ? { ...result, error: this.explain(result.error) } : result),
+    );
+  }
+
+  /** Upstream's errors, with what the exporter knows added: the last status, the timeout. */
+  private explain(e: Error): Error {
+    const timeout = this.config.timeoutMillis;
+    if (e instanceof OTLPExporterError && e.code === undefined && e.message === RETRYABLE_GAVE_UP) {
+      if (this.wire.lastStatus !== undefined)
+        return new RetriesExhaustedError(this.wire.lastStatus, this.wire.lastRetryAfter, timeout);
+    }
+    if (e.message === TIMED_OUT && !('code' in e)) return new ExportTimeoutError(timeout);
+    return e;
+  }
+
+  override shutdown(): Promise<void> {
+    diagnosticsChannel.unsubscribe(REQUEST_CHANNEL, this.onRequest);
+    diagnosticsChannel.unsubscribe(RESPONSE_CHANNEL, this.onResponse);
+    return super.shutdown();
   }
 }
 
-/** Span counts since start. `ended = delivered + dropped + pending`. */
+function readCa(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    // resolveConfig checked the file; if it vanished since, the system CAs are the fallback.
+    return undefined;
+  }
+}
+
+/**
+ * Span counts since start, per exporter summed. With one exporter,
+ * `ended = delivered + dropped + pending`, and `dropped = failed + queueFull`.
+ */
 export interface ExportStats {
   /** Spans handed to exporters. */
   exported: number;
   /** Spans the endpoint accepted. */
   delivered: number;
-  /** Spans an export gave up on. */
+  /** Spans an export gave up on (after upstream's retries). */
   failed: number;
+  /** Spans the batch queue dropped because it was full (`OTEL_BSP_MAX_QUEUE_SIZE`); never exported. */
+  queueFull: number;
+  /** Spans that will never be delivered: `failed + queueFull`. */
+  dropped: number;
 }
+
+export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });
 
 /** Counts what the wrapped exporter delivers and reports each failure. */
 export class CountingExporter implements SpanExporter {
@@ -63,6 +206,7 @@ export class CountingExporter implements SpanExporter {
       if (result.code === ExportResultCode.SUCCESS) this.stats.delivered += spans.length;
       else {
         this.stats.failed += spans.length;
+        this.stats.dropped += spans.length;
         this.onFailure(result.error, spans.length);
       }
       resultCallback(result);
@@ -81,6 +225,45 @@ export class CountingExporter implements SpanExporter {
   forceFlush(): Promise<void> {
     return this.inner.forceFlush?.() ?? Promise.resolve();
   }
+}
+
+/**
+ * A MeterProvider that only counts the spans a BatchSpanProcessor drops because its queue is
+ * full. The processor drops them silently apart from one debug line
+ * (sdk-trace `BatchSpanProcessorBase._addToBuffer`); its self-observability counter
+ * `otel.sdk.processor.span.processed` with `error.type=queue_full` is the one place that sees each.
+ */
+export function queueDropCounter(stats: ExportStats): MeterProvider {
+  const noop = createNoopMeter();
+  const counter: Counter = {
+    add(value, attributes) {
+      if (attributes?.['error.type'] === 'queue_full') {
+        stats.queueFull += value;
+        stats.dropped += value;
+      }
+    },
+  };
+  const meter: Meter = Object.assign(Object.create(noop) as Meter, {
+    createCounter: () => counter,
+  });
+  return { getMeter: () => meter };
+}
+
+/**
+ * The SDK's BatchSpanProcessor for `exporter`, with spans it drops on a full queue counted in
+ * `stats`. Its BufferConfig type lacks the (experimental) `selfObsMeterProvider` option that its
+ * constructor passes on to the processor.
+ */
+export function countingBatchProcessor(
+  exporter: SpanExporter,
+  batch: BatchConfig,
+  stats: ExportStats,
+): BatchSpanProcessor {
+  const options: BufferConfig & { selfObsMeterProvider: MeterProvider } = {
+    ...batch,
+    selfObsMeterProvider: queueDropCounter(stats),
+  };
+  return new BatchSpanProcessor(exporter, options);
 }
 
 export function createExporters(config: ResolvedConfig): SpanExporter[] {

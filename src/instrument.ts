@@ -6,7 +6,6 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
-  BatchSpanProcessor,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
   type ReadableSpan,
@@ -17,7 +16,13 @@ import {
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
 import { describeExportError } from './diagnose';
-import { CountingExporter, createExporters, type ExportStats } from './exporter';
+import {
+  CountingExporter,
+  countingBatchProcessor,
+  createExporters,
+  zeroExportStats,
+  type ExportStats,
+} from './exporter';
 import {
   createInstrumentations,
   loadOrderWarning,
@@ -31,11 +36,14 @@ import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import type { ForktraceOptions } from './types';
 
-/** Span counts for this process. `ended = delivered + failed + pending`. */
+/**
+ * Span counts for this process. With one exporter, `ended = delivered + dropped + pending`; once
+ * nothing is pending (after a flush or shutdown), every span sent is either delivered or dropped.
+ */
 export interface SpanStats extends ExportStats {
   /** Sampled spans that ended. */
   ended: number;
-  /** Ended spans not yet delivered or given up on (queued, in flight, or dropped by a full queue). */
+  /** Ended spans neither delivered nor dropped yet: queued or in flight. */
   pending: number;
 }
 
@@ -59,6 +67,8 @@ export const statusMessages = {
   notInstrumented: (why: string) => `not instrumented: ${why}`,
   optionsDiffer:
     "instrument() was called again with different options; the first call's configuration stays in effect.",
+  dropSummary: (s: SpanStats) =>
+    `spans since start: ${s.ended} ended, ${s.delivered} delivered, ${s.dropped} dropped (${s.failed} in failed exports, ${s.queueFull} on a full queue: OTEL_BSP_MAX_QUEUE_SIZE), ${s.pending} pending.`,
   primaryStandsDown: (pid: number) =>
     `pid ${pid} is a node:cluster primary: tracing stopped here, workers are traced. Set FORKTRACE_INSTRUMENT_PRIMARY=true to trace the primary too.`,
 } as const;
@@ -74,7 +84,10 @@ interface State {
 const STATE = Symbol.for('forktrace.state');
 type GlobalWithState = typeof globalThis & { [STATE]?: State };
 
-const zeroStats = (): SpanStats => ({ ended: 0, exported: 0, delivered: 0, failed: 0, pending: 0 });
+const zeroStats = (): SpanStats => ({ ended: 0, ...zeroExportStats(), pending: 0 });
+
+/** While spans keep being dropped, the totals are printed at most this often (and at shutdown). */
+const DROP_SUMMARY_EVERY_MS = 60_000;
 
 function noopHandle(config: RedactedConfig): ForktraceHandle {
   return {
@@ -172,7 +185,7 @@ function start(
   const clusterWorker = cluster.worker;
   const worker = workerIdentity(pm2?.env ?? process.env, pm2, clusterWorker?.id);
 
-  const stats: ExportStats = { exported: 0, delivered: 0, failed: 0 };
+  const stats: ExportStats = zeroExportStats();
   const reported = new WeakSet<object>();
   const exporters = createExporters(config).map(
     (e) =>
@@ -181,7 +194,7 @@ function start(
         const d = describeExportError(error);
         logger.warnRateLimited(
           `export:${d.kind}`,
-          `export to ${config.endpoint} failed: ${d.text}. ${spans} span(s) dropped; ${stats.failed} since start (delivered ${stats.delivered}).`,
+          `export to ${config.endpoint} failed: ${d.text}. ${spans} span(s) dropped; ${stats.dropped} since start (delivered ${stats.delivered}).`,
         );
       }),
   );
@@ -199,7 +212,7 @@ function start(
     spanProcessors: [
       new QueryRedactingProcessor(),
       counter,
-      ...exporters.map((e) => new BatchSpanProcessor(e, config.batch)),
+      ...exporters.map((e) => countingBatchProcessor(e, config.batch, stats)),
     ],
   });
   provider.register();
@@ -209,8 +222,18 @@ function start(
   const statsNow = (): SpanStats => ({
     ...stats,
     ended: counter.ended,
-    pending: Math.max(0, counter.ended * exporters.length - stats.delivered - stats.failed),
+    pending: Math.max(0, counter.ended * exporters.length - stats.delivered - stats.dropped),
   });
+  // Each failed export warns (rate-limited, per cause); this line adds up the totals, so that
+  // `ended = delivered + dropped` can be checked from the log alone.
+  let droppedSummarised = 0;
+  const summarise = (atShutdown: boolean) => {
+    const s = statsNow();
+    if (s.dropped === 0 || (!atShutdown && s.dropped === droppedSummarised)) return;
+    droppedSummarised = s.dropped;
+    logger.warn(statusMessages.dropSummary(s));
+  };
+  const summaryTimer = setInterval(() => summarise(false), DROP_SUMMARY_EVERY_MS).unref();
   let stopped = false;
   const forceFlush = () => provider.forceFlush().catch(() => undefined);
   const shutdown = async () => {
@@ -219,6 +242,8 @@ function start(
     uninstallHooks();
     unregister();
     await provider.shutdown().catch(() => undefined);
+    clearInterval(summaryTimer);
+    summarise(true);
     trace.disable();
     context.disable();
     propagation.disable();
@@ -258,7 +283,7 @@ function start(
     : '';
   const to =
     [where, ...config.exporters.filter((e) => e !== 'otlp')].filter((s) => s !== '').join(' + ') ||
-    'nowhere (OTEL_TRACES_EXPORTER=none)';
+    (config.exporters.length === 0 ? 'nowhere (FORKTRACE_REQUIRE_TLS)' : 'nowhere (OTEL_TRACES_EXPORTER=none)');
   const who = worker.processManager === 'none' ? '' : `, ${worker.processManager} worker ${worker.index ?? '?'}`;
   const status = `tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`;
   logger.status(status);

@@ -18,8 +18,41 @@ export function diagLevel(name: LogLevelName): DiagLogLevel {
 
 const SUPERSEDED = [/Module \S+ has been loaded before \S+ so it might not work/];
 
+/**
+ * Upstream warnings that repeat with every batch while something is wrong: printed at most once
+ * per interval, as forktrace's own line. The BatchSpanProcessor warns each time its queue has
+ * overflowed and accepts a span again (sdk-trace `BatchSpanProcessorBase._addToBuffer`); the OTLP
+ * delegate warns on every 2xx answer it cannot decode, quoting the whole body (up to 4 MiB).
+ */
+const REPEATING: ReadonlyArray<{ test: RegExp; key: string; text: (upstream: string) => string }> = [
+  {
+    test: /Dropped (\d+) spans because maxQueueSize reached/,
+    key: 'queue-full',
+    text: (u) =>
+      `the span queue was full, so spans were dropped (${/Dropped \d+ spans/.exec(u)?.[0] ?? 'some'}): the endpoint is slower than the app, or down. Raise OTEL_BSP_MAX_QUEUE_SIZE, or sample (OTEL_TRACES_SAMPLER).`,
+  },
+  {
+    test: /Export succeeded but could not deserialize response/,
+    key: 'bad-response',
+    text: () =>
+      'the endpoint accepted an export but its answer is not an OTLP response; is the URL an OTLP/HTTP traces endpoint (or a proxy page)?',
+  },
+];
+
+/** Longest piece of an argument printed; a diag call may pass a whole request or response body. */
+const MAX_ARG_CHARS = 2000;
+
+function clip(text: string): string {
+  return text.length > MAX_ARG_CHARS ? `${text.slice(0, MAX_ARG_CHARS)}… (${text.length} chars)` : text;
+}
+
 function stringify(arg: unknown): string {
+  return clip(stringifyWhole(arg));
+}
+
+function stringifyWhole(arg: unknown): string {
   if (typeof arg === 'string') return arg;
+  if (Buffer.isBuffer(arg) || arg instanceof Uint8Array) return `<${arg.byteLength} bytes>`;
   if (arg instanceof Error) return arg.stack ?? `${arg.name}: ${arg.message}`;
   try {
     return JSON.stringify(arg, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
@@ -56,9 +89,17 @@ export class Logger implements DiagLogger {
     this.print(DiagLogLevel.ERROR, 'error: ', [message, ...args]);
   }
   warn(message: string, ...args: unknown[]): void {
+    // Only the leading strings (a component logger's namespace, then the message) are matched:
+    // joining every argument would turn a 4 MiB body into a string first.
+    const head = [message, ...args.slice(0, 2)].filter((a) => typeof a === 'string').join(' ');
     // forktrace prints its own load-order warning, with the fix; the instrumentations' own
     // version of it would say the same thing less usefully, once per module.
-    if (SUPERSEDED.some((r) => r.test([message, ...args].join(' ')))) return;
+    if (SUPERSEDED.some((r) => r.test(head))) return;
+    const repeating = REPEATING.find((r) => r.test.test(head));
+    if (repeating) {
+      this.warnRateLimited(repeating.key, repeating.text(head));
+      return;
+    }
     this.print(DiagLogLevel.WARN, 'warning: ', [message, ...args]);
   }
   info(message: string, ...args: unknown[]): void {
@@ -78,10 +119,11 @@ export class Logger implements DiagLogger {
 
   /** A warning printed at most once per interval for the same `key`; returns whether it printed. */
   warnRateLimited(key: string, message: string, now = Date.now()): boolean {
+    if (DiagLogLevel.WARN > this.level) return false;
     const last = this.lastPrinted.get(key);
     if (last !== undefined && now - last < this.repeatMillis) return false;
     this.lastPrinted.set(key, now);
-    this.warn(message);
+    this.print(DiagLogLevel.WARN, 'warning: ', [message]);
     return true;
   }
 }

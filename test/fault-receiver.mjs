@@ -1,0 +1,184 @@
+// A controllable OTLP/HTTP endpoint for the fault tests: one port whose behaviour is switched
+// while the app runs. In `ok` mode each request is forwarded to the project's real receiver
+// (src/receiver.ts), which decodes it; every other mode answers (or fails to) on its own.
+// Every request is logged with a hash of its body: upstream's retries re-send the same bytes,
+// so attempts per export are counted exactly by grouping on the hash.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { startReceiver } = require('../dist/receiver.js');
+
+const HOP_BY_HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/**
+ * Modes:
+ *   { kind: 'ok' }                                   forward to the decoding receiver
+ *   { kind: 'status', status, headers?, body? }      answer with that status
+ *   { kind: 'hang' }                                 read the body, never answer
+ *   { kind: 'slow', ms }                             answer (forward) after `ms`, if the client still waits
+ *   { kind: 'drip', ms, every }                      200 at once, then one body byte every `every` ms for `ms`
+ *   down() / up()                                    stop listening (connection refused) / listen again
+ */
+export async function startFaultReceiver({ tls } = {}) {
+  const inner = await startReceiver();
+  const requests = []; // { at, mode, hash, bytes, status }
+  const connections = []; // { at, tls }
+  const open = new Set();
+  let mode = { kind: 'ok' };
+  let server;
+  let port = 0;
+  let listeningTls = tls;
+
+  function forward(req, body, res, entry) {
+    const headers = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+    const out = http.request(inner.url, { method: 'POST', headers, agent: false }, (r) => {
+      const chunks = [];
+      r.on('data', (c) => chunks.push(c));
+      r.on('end', () => {
+        entry.status = r.statusCode;
+        if (res.destroyed) return;
+        res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'] ?? 'application/x-protobuf' });
+        res.end(Buffer.concat(chunks));
+      });
+    });
+    out.on('error', () => res.destroy());
+    out.end(body);
+  }
+
+  async function handle(req, res) {
+    const chunks = [];
+    try {
+      for await (const c of req) chunks.push(c);
+    } catch {
+      return;
+    }
+    const body = Buffer.concat(chunks);
+    const m = mode;
+    const entry = { at: Date.now(), mode: m.kind, hash: createHash('sha1').update(body).digest('hex'), bytes: body.length, status: 0 };
+    requests.push(entry);
+    switch (m.kind) {
+      case 'ok':
+        return forward(req, body, res, entry);
+      case 'status':
+        entry.status = m.status;
+        res.writeHead(m.status, m.headers ?? {});
+        return res.end(m.body ?? '');
+      case 'hang':
+        return;
+      case 'slow': {
+        const t = setTimeout(() => {
+          if (!res.destroyed && !req.socket.destroyed) forward(req, body, res, entry);
+        }, m.ms);
+        res.on('close', () => clearTimeout(t));
+        return;
+      }
+      case 'drip': {
+        entry.status = 200;
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+        const started = Date.now();
+        const t = setInterval(() => {
+          if (res.destroyed) return clearInterval(t);
+          if (Date.now() - started >= m.ms) {
+            clearInterval(t);
+            return res.end();
+          }
+          res.write(Buffer.alloc(1));
+        }, m.every);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
+      default:
+        throw new Error(`unknown mode ${m.kind}`);
+    }
+  }
+
+  async function listen(useTls) {
+    listeningTls = useTls;
+    server = useTls ? https.createServer({ key: useTls.key, cert: useTls.cert }, handle) : http.createServer(handle);
+    // Count TCP connections (a TLS handshake against a plain port never becomes a request).
+    server.on('connection', (socket) => {
+      connections.push({ at: Date.now(), tls: Boolean(useTls) });
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+    });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    port = server.address().port;
+  }
+  await listen(tls);
+
+  const self = {
+    inner,
+    requests,
+    connections,
+    get port() {
+      return port;
+    },
+    /** The endpoint URL; `scheme` defaults to what is listening. */
+    url(scheme = listeningTls ? 'https' : 'http', host = '127.0.0.1') {
+      return `${scheme}://${host}:${port}/v1/traces`;
+    },
+    setMode(m) {
+      mode = m;
+    },
+    /** Stops listening (new connections are refused) and drops every open connection. */
+    async down() {
+      if (!server) return;
+      const s = server;
+      server = undefined;
+      const closed = new Promise((r) => s.close(r));
+      for (const socket of open) socket.destroy();
+      await closed;
+    },
+    /** Listens again on the same port, plain or with `tls` ({ key, cert }). */
+    async up(useTls = listeningTls) {
+      if (server) await self.down();
+      await listen(useTls);
+    },
+    /** Groups requests by body: each group is one export and its retries. */
+    exports() {
+      const groups = new Map();
+      for (const r of requests) {
+        const g = groups.get(r.hash) ?? [];
+        g.push(r);
+        groups.set(r.hash, g);
+      }
+      return [...groups.values()];
+    },
+    async close() {
+      await self.down();
+      await inner.close();
+    },
+  };
+  return self;
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI in a temporary
+ * folder; undefined when openssl is not installed. Returns { key, cert, certFile, dir }.
+ */
+export function selfSignedCert() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-tls-'));
+  const keyFile = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  try {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+      { stdio: 'ignore' },
+    );
+  } catch {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), certFile, dir };
+}
