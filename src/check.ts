@@ -313,10 +313,8 @@ export function describeProbeError(
     };
   }
   if (code !== undefined && code.startsWith('HPE_')) {
-    return {
-      kind: 'protocol',
-      text: `${u.host} did not answer in HTTP/1.1 (${code}): ${GRPC_HINT}${grpcPort ? ` (try port 4318)` : ''}`,
-    };
+    const d = describeExportError(error, url);
+    return { kind: d.kind, text: `${u.host}: ${d.text}${grpcPort ? ' (try port 4318)' : ''}` };
   }
   if (
     u.protocol === 'https:' &&
@@ -357,7 +355,7 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
   if (config.compression === 'gzip') headers['content-encoding'] = 'gzip';
   const transport = u.protocol === 'https:' ? https : http;
   // The CA the exporter trusts (OTEL_EXPORTER_OTLP_CERTIFICATE), so that the check trusts the same.
-  const caFile = (config as { certificateFile?: string }).certificateFile;
+  const caFile = config.certificateFile;
   let ca: Buffer | undefined;
   try {
     ca = u.protocol === 'https:' && caFile !== undefined ? fs.readFileSync(caFile) : undefined;

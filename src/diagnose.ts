@@ -140,6 +140,14 @@ export function describeExportError(error: unknown, url?: string): Diagnosis {
     if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'EPROTO' || /SSL|TLS/i.test(code)) {
       return describeTlsError(code, message);
     }
+    // Node's HTTP parser rejected the answer: typically the binary HTTP/2 frames a gRPC-only port
+    // sends to an HTTP/1.1 request.
+    if (code.startsWith('HPE_')) {
+      return {
+        kind: 'protocol',
+        text: `the endpoint did not answer in HTTP/1.1 (${code}): is this the gRPC port 4317? OTLP/HTTP is 4318`,
+      };
+    }
     return { kind: code.toLowerCase(), text: `${code}: ${message}` };
   }
   if (/timed? ?out/i.test(message)) {

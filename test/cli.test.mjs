@@ -213,7 +213,7 @@ describe('check', () => {
     try {
       const r = await bin(['check'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${h2.address().port}` } });
       assert.equal(r.code, 1);
-      assert.match(r.stdout, /did not answer in HTTP\/1\.1 \(HPE_[A-Z_]+\): is this the gRPC port 4317\? OTLP\/HTTP is 4318/);
+      assert.match(r.stdout, /127\.0\.0\.1:\d+: the endpoint did not answer in HTTP\/1\.1 \(HPE_[A-Z_]+\): is this the gRPC port 4317\? OTLP\/HTTP is 4318/);
     } finally {
       h2.close();
     }
