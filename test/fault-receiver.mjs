@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -36,6 +37,9 @@ export async function startFaultReceiver({ tls } = {}) {
   let server;
   let port = 0;
   let listeningTls = tls;
+  // While going down gracefully: requests already read finish normally; any other gets its
+  // connection closed unread, so that a span is never both decoded and reported failed.
+  let refusing = false;
 
   function forward(req, body, res, entry) {
     const headers = {};
@@ -46,7 +50,8 @@ export async function startFaultReceiver({ tls } = {}) {
       r.on('end', () => {
         entry.status = r.statusCode;
         if (res.destroyed) return;
-        res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'] ?? 'application/x-protobuf' });
+        const close = refusing ? { connection: 'close' } : {};
+        res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'] ?? 'application/x-protobuf', ...close });
         res.end(Buffer.concat(chunks));
       });
     });
@@ -55,6 +60,7 @@ export async function startFaultReceiver({ tls } = {}) {
   }
 
   async function handle(req, res) {
+    if (refusing) return req.socket.destroy();
     const chunks = [];
     try {
       for await (const c of req) chunks.push(c);
@@ -130,14 +136,23 @@ export async function startFaultReceiver({ tls } = {}) {
     setMode(m) {
       mode = m;
     },
-    /** Stops listening (new connections are refused) and drops every open connection. */
-    async down() {
+    /**
+     * Stops listening: new connections are refused. Open connections are dropped, or with
+     * `graceful`, requests being answered finish first and the rest are closed unread.
+     */
+    async down({ graceful = false } = {}) {
       if (!server) return;
       const s = server;
       server = undefined;
       const closed = new Promise((r) => s.close(r));
-      for (const socket of open) socket.destroy();
+      if (graceful) {
+        refusing = true;
+        s.closeIdleConnections();
+      } else {
+        for (const socket of open) socket.destroy();
+      }
       await closed;
+      refusing = false;
     },
     /** Listens again on the same port, plain or with `tls` ({ key, cert }). */
     async up(useTls = listeningTls) {
@@ -182,3 +197,61 @@ export function selfSignedCert() {
   }
   return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), certFile, dir };
 }
+
+/** One command to the app's probe; resolves with its JSON answer. */
+export function probe(port, command = 'stats') {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (c) => (buf += c));
+    s.on('end', () => {
+      try {
+        resolve(JSON.parse(buf));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    s.on('error', reject);
+    s.write(command + '\n');
+  });
+}
+
+/** GET /hello every `everyMs` until stop(); resolves stop() with the outcome of every request. */
+export function load(base, everyMs = 25) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const results = [];
+  const inflight = new Set();
+  const timer = setInterval(() => {
+    const started = Date.now();
+    const p = new Promise((resolve) => {
+      const req = http.get(`${base}/hello`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - started }));
+      });
+      req.setTimeout(5000, () => req.destroy(new Error('client timeout')));
+      req.on('error', (e) => resolve({ status: 0, error: e.message, ms: Date.now() - started }));
+    }).then((r) => {
+      results.push(r);
+      inflight.delete(p);
+    });
+    inflight.add(p);
+  }, everyMs);
+  return {
+    results,
+    async stop() {
+      clearInterval(timer);
+      await Promise.all(inflight);
+      agent.destroy();
+      const ms = results.map((r) => r.ms).sort((a, b) => a - b);
+      return {
+        requests: results.length,
+        ok: results.filter((r) => r.status === 200).length,
+        errors: results.filter((r) => r.status !== 200).slice(0, 3),
+        p99: ms[Math.floor(ms.length * 0.99)] ?? 0,
+        max: ms[ms.length - 1] ?? 0,
+      };
+    },
+  };
+}
+

@@ -19,12 +19,10 @@
 // RFC 6761 asks of resolver libraries, so no query leaves the machine).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as http from 'node:http';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { EXAMPLE, REGISTER_CJS, ROOT, killStarted, spawnNode } from './helpers.mjs';
-import { selfSignedCert, startFaultReceiver } from './fault-receiver.mjs';
+import { load, probe, selfSignedCert, startFaultReceiver } from './fault-receiver.mjs';
 
 const NET_RECORDER = path.join(ROOT, 'test', 'fixtures', 'net-recorder.cjs');
 const PROBE = path.join(ROOT, 'test', 'fixtures', 'fault-probe.cjs');
@@ -37,63 +35,6 @@ after(async () => {
   await killStarted();
   if (cert) fs.rmSync(cert.dir, { recursive: true, force: true });
 });
-
-/** One command to the app's probe; resolves with its JSON answer. */
-function probe(port, command = 'stats') {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('data', (c) => (buf += c));
-    s.on('end', () => {
-      try {
-        resolve(JSON.parse(buf));
-      } catch (e) {
-        reject(e);
-      }
-    });
-    s.on('error', reject);
-    s.write(command + '\n');
-  });
-}
-
-/** GET /hello every `everyMs` until stop(); resolves stop() with the outcome of every request. */
-function load(base, everyMs = 25) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const results = [];
-  const inflight = new Set();
-  const timer = setInterval(() => {
-    const started = Date.now();
-    const p = new Promise((resolve) => {
-      const req = http.get(`${base}/hello`, { agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - started }));
-      });
-      req.setTimeout(5000, () => req.destroy(new Error('client timeout')));
-      req.on('error', (e) => resolve({ status: 0, error: e.message, ms: Date.now() - started }));
-    }).then((r) => {
-      results.push(r);
-      inflight.delete(p);
-    });
-    inflight.add(p);
-  }, everyMs);
-  return {
-    results,
-    async stop() {
-      clearInterval(timer);
-      await Promise.all(inflight);
-      agent.destroy();
-      const ms = results.map((r) => r.ms).sort((a, b) => a - b);
-      return {
-        requests: results.length,
-        ok: results.filter((r) => r.status === 200).length,
-        errors: results.filter((r) => r.status !== 200).slice(0, 3),
-        p99: ms[Math.floor(ms.length * 0.99)] ?? 0,
-        max: ms[ms.length - 1] ?? 0,
-      };
-    },
-  };
-}
 
 /**
  * Splits attempt timestamps into exports: a gap of `retryGapMs` or more is a retry, a shorter one
