@@ -576,7 +576,8 @@ export function resolveConfig(
     shutdownTimeoutMillis,
     sources,
     secrets: [...new Set(secrets.filter((s) => s.length > 0))],
-    warnings,
+    // A value may hold a line break; printed as is, it would forge a log line of its own.
+    warnings: warnings.map(oneLine),
   };
 }
 
@@ -636,7 +637,25 @@ function urlProblem(value: string): string | undefined {
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     return `uses the unsupported scheme "${u.protocol.replace(/:$/, '')}" (use http or https)`;
   }
+  // An '@' the parser did not take as the end of credentials: a password holding '/', '?' or '#'
+  // unencoded ends the host early, and the rest of it would be shown as the URL's path.
+  if (
+    `${u.host}${u.pathname}${u.search}${u.hash}`.includes('@') ||
+    (value.includes('@') && u.username === '' && u.password === '')
+  ) {
+    return "has an '@' outside the credentials: percent-encode '/', '?', '#' and '@' in the user name and password";
+  }
   return undefined;
+}
+
+/** Control characters escaped, as JSON would write them, so that a message stays on one line. */
+function oneLine(text: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\x00-\x1f\x7f\u2028\u2029]/g,
+    (c) => named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Throws for a wrong option: a programmer error, named in backticks with the fix. */
@@ -667,7 +686,7 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
     if (!isPlainObject(o.headers)) throw new TypeError('`headers` must be an object of header names to string values.');
     for (const [k, v] of Object.entries(o.headers)) {
       if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k))
-        throw new TypeError(`\`headers\`: "${k}" is not a valid HTTP header name.`);
+        throw new TypeError(`\`headers\`: "${oneLine(k)}" is not a valid HTTP header name.`);
       if (typeof v !== 'string') throw new TypeError(`\`headers\`: the value of "${k}" must be a string.`);
       if (/[\r\n\0]/.test(v))
         throw new TypeError(
@@ -680,7 +699,7 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
       throw new TypeError('`resourceAttributes` must be an object of string, number or boolean values.');
     for (const [k, v] of Object.entries(o.resourceAttributes)) {
       if (!['string', 'number', 'boolean'].includes(typeof v))
-        throw new TypeError(`\`resourceAttributes\`: "${k}" must be a string, number or boolean.`);
+        throw new TypeError(`\`resourceAttributes\`: "${oneLine(k)}" must be a string, number or boolean.`);
     }
   }
   const oneOf = (key: string, value: unknown, accepted: readonly string[]) => {
@@ -721,7 +740,9 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
       throw new TypeError('`instrumentations` must be an object such as { mysql2: false }.');
     for (const [k, v] of Object.entries(o.instrumentations)) {
       if (!(INSTRUMENTATIONS as readonly string[]).includes(k))
-        throw new TypeError(`\`instrumentations.${k}\` is unknown; forktrace has ${INSTRUMENTATIONS.join(', ')}.`);
+        throw new TypeError(
+          `\`instrumentations.${oneLine(k)}\` is unknown; forktrace has ${INSTRUMENTATIONS.join(', ')}.`,
+        );
       if (typeof v !== 'boolean') throw new TypeError(`\`instrumentations.${k}\` must be true or false.`);
     }
   }
@@ -734,7 +755,7 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
       try {
         new RegExp(e);
       } catch {
-        throw new TypeError(`\`excludedUrls\`: "${e}" is not a valid regular expression.`);
+        throw new TypeError(`\`excludedUrls\`: "${oneLine(e)}" is not a valid regular expression.`);
       }
     }
   }

@@ -16,7 +16,26 @@ export function diagLevel(name: LogLevelName): DiagLogLevel {
   return LEVELS[name];
 }
 
-const SUPERSEDED = [/Module \S+ has been loaded before \S+ so it might not work/];
+/**
+ * Upstream lines that say again, less usefully, what forktrace has said already: the
+ * instrumentations' load-order warning (once per module), and the tracer provider's own reading of
+ * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (sdk-trace-base `config.js` reads the env even when
+ * a sampler is passed in; forktrace resolved and warned about both already).
+ */
+const SUPERSEDED = [
+  /Module \S+ has been loaded before \S+ so it might not work/,
+  /^OTEL_TRACES_SAMPLER value ".*" invalid, defaulting to/,
+  /^OTEL_TRACES_SAMPLER_ARG( is blank|=.* was given, but it is out of range)/,
+];
+
+/** The leading strings of a diag call (a component logger's namespace, then the message). */
+function head(args: unknown[]): string {
+  // Joining every argument would turn a 4 MiB body into a string first.
+  return args
+    .slice(0, 3)
+    .filter((a) => typeof a === 'string')
+    .join(' ');
+}
 
 /**
  * Upstream warnings that repeat with every batch while something is wrong: printed at most once
@@ -86,18 +105,15 @@ export class Logger implements DiagLogger {
   }
 
   error(message: string, ...args: unknown[]): void {
+    if (SUPERSEDED.some((r) => r.test(head([message, ...args])))) return;
     this.print(DiagLogLevel.ERROR, 'error: ', [message, ...args]);
   }
   warn(message: string, ...args: unknown[]): void {
-    // Only the leading strings (a component logger's namespace, then the message) are matched:
-    // joining every argument would turn a 4 MiB body into a string first.
-    const head = [message, ...args.slice(0, 2)].filter((a) => typeof a === 'string').join(' ');
-    // forktrace prints its own load-order warning, with the fix; the instrumentations' own
-    // version of it would say the same thing less usefully, once per module.
-    if (SUPERSEDED.some((r) => r.test(head))) return;
-    const repeating = REPEATING.find((r) => r.test.test(head));
+    const text = head([message, ...args]);
+    if (SUPERSEDED.some((r) => r.test(text))) return;
+    const repeating = REPEATING.find((r) => r.test.test(text));
     if (repeating) {
-      this.warnRateLimited(repeating.key, repeating.text(head));
+      this.warnRateLimited(repeating.key, repeating.text(text));
       return;
     }
     this.print(DiagLogLevel.WARN, 'warning: ', [message, ...args]);
