@@ -8,7 +8,7 @@ import { APP, BENCH, ROOT } from './lib.mjs';
  * @param baseline a folder holding another forktrace build (its register.js), compared as
  *   `forktrace-baseline`: the "before" of a before/after row.
  */
-export function allConfigs(receiverUrl, { baseline } = {}) {
+export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
   const origin = new URL(receiverUrl).origin;
   const forktraceEnv = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiverUrl, OTEL_SERVICE_NAME: 'bench' };
   const list = [
@@ -54,6 +54,17 @@ export function allConfigs(receiverUrl, { baseline } = {}) {
       label: `forktrace baseline (${path.relative(ROOT, baseline) || baseline})`,
       preload: ['--require', path.join(path.resolve(ROOT, baseline), 'register.js')],
       env: forktraceEnv,
+    });
+  }
+  // Ad-hoc variants of forktrace for experiments: "name:KEY=VALUE;KEY=VALUE".
+  for (const v of variants) {
+    const [name, spec = ''] = v.split(/:(.*)/s);
+    const env = Object.fromEntries(spec.split(';').filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
+    list.push({
+      name,
+      label: `forktrace, ${Object.entries(env).map(([k, x]) => `${k}=${x}`).join(' ')}`,
+      preload: ['--require', path.join(ROOT, 'dist', 'register.js')],
+      env: { ...forktraceEnv, ...env },
     });
   }
   for (const c of list) c.args = [...c.preload, APP];

@@ -8,6 +8,7 @@
 //
 //   --rounds N  --duration S  --warmup S  --connections C  --startups N
 //   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, forktrace-baseline
+//   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable)
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
 //   --no-write           leave BENCHMARKS.md alone
 //   --outage-seconds S   length of each outage phase (default 60)
@@ -38,7 +39,9 @@ const o = {
   configs: String(value('configs', DEFAULT_CONFIGS.join(','))).split(','),
   baseline: value('baseline', undefined),
   outageSeconds: Number(value('outage-seconds', 60)),
+  variants: argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [])),
 };
+for (const v of o.variants) if (!o.configs.includes(v.split(':')[0])) o.configs.push(v.split(':')[0]);
 if (o.baseline && !o.configs.includes('forktrace-baseline')) o.configs.push('forktrace-baseline');
 const write = !flag('no-write') && (!quick || flag('write'));
 const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
