@@ -217,15 +217,15 @@ export function probe(port, command = 'stats') {
   });
 }
 
-/** GET /hello every `everyMs` until stop(); resolves stop() with the outcome of every request. */
-export function load(base, everyMs = 25) {
+/** GET `route` every `everyMs` until stop(); resolves stop() with the outcome of every request. */
+export function load(base, everyMs = 25, route = '/hello') {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const results = [];
   const inflight = new Set();
   const timer = setInterval(() => {
     const started = Date.now();
     const p = new Promise((resolve) => {
-      const req = http.get(`${base}/hello`, { agent }, (res) => {
+      const req = http.get(`${base}${route}`, { agent }, (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - started }));
       });
