@@ -117,6 +117,19 @@ export interface CheckConfig {
   /** The folder the app's `require()` resolves libraries from. */
   appDir: string;
   pm2?: Pm2App;
+  /** With `pm2`: the app's OTEL_ / FORKTRACE_ settings the preload does not read, one sentence each. */
+  unread?: string[];
+}
+
+/** Why a key of the ecosystem `env` does not reach the preload, and the fix. */
+export function pm2EnvNotRead(key: string, value: unknown): string {
+  // The value is not shown: it may be a key, and one the preload never read is not among the
+  // secrets that output is scrubbed of.
+  const kind = value === null ? 'null' : typeof value;
+  return (
+    `${key} in the app's env is a ${kind}, which forktrace's preload does not read from pm2_env: ` +
+    `the worker starts without it. Write the value as a string (in quotes).`
+  );
 }
 
 /**
@@ -134,7 +147,12 @@ export function resolveCheckConfig(opts: { pm2?: Pm2App; script?: string; env?: 
     const pm2 = readPm2({ ...env, pm2_env: JSON.stringify(pm2Env) });
     const host: HostFacts = { ...defaultHostFacts(pm2), entryScript: app.script, cwd: app.cwd };
     const config = resolveConfig(undefined, pm2?.env ?? env, host);
-    return { config, appDir: path.dirname(app.script), pm2: app };
+    // A setting in the app's env that the preload did not take from pm2_env (pm2 keeps numbers
+    // and booleans as they are written, and the preload reads strings).
+    const unread = Object.entries(app.env)
+      .filter(([k]) => /^(OTEL_|FORKTRACE_)/.test(k) && !(pm2?.envKeys.has(k) ?? false))
+      .map(([k, v]) => pm2EnvNotRead(k, v));
+    return { config, appDir: path.dirname(app.script), pm2: app, unread };
   }
   const script = opts.script === undefined ? undefined : path.resolve(cwd, opts.script);
   const host: HostFacts = { ...defaultHostFacts(), entryScript: script, cwd };
@@ -611,7 +629,7 @@ export async function runCheck(opts: {
   const cwd = opts.cwd ?? process.cwd();
   const resolved = resolveCheckConfig({ ...opts, env, cwd });
   const { config } = resolved;
-  const problems: string[] = [];
+  const problems: string[] = [...(resolved.unread ?? [])];
   const notes: string[] = [];
 
   // A fallback service name is a note, except unknown_service, under which traces are lost to view.
