@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tty from 'node:tty';
 import { pathToFileURL } from 'node:url';
 import { EXIT, parse, UsageError } from './common';
 
@@ -16,8 +17,9 @@ it starts is traced without a code change (the Node counterpart of opentelemetry
   --esm         use the ESM preload (it covers require() as well)
   -h, --help    this help
 
-NODE_OPTIONS you already have is kept, after the preload. SIGINT, SIGTERM and SIGHUP are passed on
-to the command; forktrace run ends the way the command ended (its exit code, or its signal).
+NODE_OPTIONS you already have is kept, after the preload. SIGTERM, SIGHUP and SIGINT are passed on
+to the command (SIGINT not when on a terminal: Ctrl+C reaches the command there already);
+forktrace run ends the way the command ended (its exit code, or its signal).
 Configure tracing with the usual variables, e.g.
   OTEL_SERVICE_NAME=api OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 forktrace run -- node server.js
 
@@ -71,13 +73,15 @@ export async function runCommand(argv: string[]): Promise<number> {
   const [file, ...args] = command as [string, ...string[]];
   const child = spawn(file, args, { stdio: 'inherit', env });
 
+  const onTerminal = [0, 1, 2].some((fd) => tty.isatty(fd));
   const handlers = new Map<NodeJS.Signals, () => void>();
   for (const signal of FORWARDED) {
     const handler = () => {
       // Ctrl+C on a terminal reaches the whole foreground process group, the command included;
       // sending it a second SIGINT would cut its shutdown short (forktrace's preload treats a
-      // second SIGINT as "kill now"). From `kill` or a process manager it reaches only us.
-      if (signal === 'SIGINT' && process.stdin.isTTY) return;
+      // second SIGINT as "kill now"). From `kill` or a process manager it reaches only us. Node
+      // cannot ask for the terminal's foreground group, so "attached to a terminal" stands in.
+      if (signal === 'SIGINT' && onTerminal) return;
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     };
     handlers.set(signal, handler);
