@@ -230,7 +230,16 @@ async function main() {
     /receiving OTLP\/HTTP at (\S+);/,
     'forktrace tail',
   );
-  tail.child.stdout.on('data', (chunk) => write(chunk));
+  // Whole lines only, so that the progress line is never drawn in the middle of one.
+  let partial = '';
+  tail.child.stdout.on('data', (chunk) => {
+    partial += chunk;
+    const end = partial.lastIndexOf('\n');
+    if (end < 0) return;
+    write(partial.slice(0, end + 1));
+    partial = partial.slice(end + 1);
+  });
+  tail.child.stdout.on('end', () => partial && write(partial));
   await tail.ready;
   const endpoint = `http://127.0.0.1:${tailPort}`;
   say(bold(`forktrace demo`) + ` - traces go to forktrace tail at ${endpoint}/v1/traces`);
