@@ -49,8 +49,10 @@ export function readPm2(env: Env): Pm2Info | undefined {
   const envKeys = new Set<string>();
   // Top-level keys are what ProcessContainer copies; pm2 already merged `.env` into them.
   for (const [k, v] of Object.entries(pm2)) {
-    if (!MERGED_KEY.test(k) || typeof v !== 'string') continue;
-    merged[k] = v;
+    // An ecosystem file may say `OTEL_BSP_SCHEDULE_DELAY: 300`: pm2 keeps the number in pm2_env
+    // and only turns it into a string when it copies it into process.env.
+    if (!MERGED_KEY.test(k) || !['string', 'number', 'boolean'].includes(typeof v)) continue;
+    merged[k] = String(v);
     envKeys.add(k);
   }
   return {

@@ -290,6 +290,8 @@ test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them, a
     OTEL_SERVICE_NAME: 'from-ecosystem',
     FORKTRACE_API_KEY: 'eco-key',
     UNRELATED: 'x',
+    OTEL_BSP_SCHEDULE_DELAY: 300, // a number in the ecosystem file stays a number in pm2_env
+    FORKTRACE_INSTRUMENT_PRIMARY: true,
     env: { OTEL_SERVICE_NAME: 'from-ecosystem', FORKTRACE_API_KEY: 'eco-key', UNRELATED: 'x' },
   };
   // The worker inherits the daemon's env: OTEL_SERVICE_NAME here is a stale value from when the
@@ -299,6 +301,8 @@ test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them, a
   assert.equal(info.env.FORKTRACE_API_KEY, 'eco-key');
   assert.equal(info.env.OTEL_LOG_LEVEL, 'debug', 'keys pm2_env lacks stay as they are');
   assert.equal(info.env.UNRELATED, undefined, 'only OTEL_*, FORKTRACE_* and NODE_ENV are merged');
+  assert.equal(info.env.OTEL_BSP_SCHEDULE_DELAY, '300');
+  assert.equal(info.env.FORKTRACE_INSTRUMENT_PRIMARY, 'true');
   assert.deepEqual([info.appName, info.cwd, info.script, info.instance, info.pmId, info.killTimeout], ['web', '/srv/app', '/srv/app/server.js', 1, 3, 1600]);
   const c = resolveConfig({}, info.env, host(APP, { pm2: info, pm2EnvKeys: info.envKeys }));
   assert.equal(c.serviceName, 'from-ecosystem');
