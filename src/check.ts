@@ -125,9 +125,9 @@ export interface CheckConfig {
 export function pm2EnvNotRead(key: string, value: unknown): string {
   // The value is not shown: it may be a key, and one the preload never read is not among the
   // secrets that output is scrubbed of.
-  const kind = value === null ? 'null' : typeof value;
+  const kind = value === null ? 'null' : `a ${typeof value}`;
   return (
-    `${key} in the app's env is a ${kind}, which forktrace's preload does not read from pm2_env: ` +
+    `${key} in the app's env is ${kind}, which forktrace's preload does not read from pm2_env: ` +
     `the worker starts without it. Write the value as a string (in quotes).`
   );
 }
@@ -147,8 +147,8 @@ export function resolveCheckConfig(opts: { pm2?: Pm2App; script?: string; env?: 
     const pm2 = readPm2({ ...env, pm2_env: JSON.stringify(pm2Env) });
     const host: HostFacts = { ...defaultHostFacts(pm2), entryScript: app.script, cwd: app.cwd };
     const config = resolveConfig(undefined, pm2?.env ?? env, host);
-    // A setting in the app's env that the preload did not take from pm2_env (pm2 keeps numbers
-    // and booleans as they are written, and the preload reads strings).
+    // A setting in the app's env that the preload did not take from pm2_env (null, or a value
+    // pm2 would not turn into a usable string).
     const unread = Object.entries(app.env)
       .filter(([k]) => /^(OTEL_|FORKTRACE_)/.test(k) && !(pm2?.envKeys.has(k) ?? false))
       .map(([k, v]) => pm2EnvNotRead(k, v));
@@ -713,6 +713,7 @@ export async function runCheck(opts: {
 
 function stringValues(env: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (typeof v === 'string') out[k] = v;
+  // As readPm2 reads them: pm2 turns numbers and booleans into strings in process.env.
+  for (const [k, v] of Object.entries(env)) if (['string', 'number', 'boolean'].includes(typeof v)) out[k] = String(v);
   return out;
 }

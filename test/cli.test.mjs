@@ -368,27 +368,27 @@ describe('check', () => {
     assert.match(missing.stderr, /ecosystem file not found: .*no-such-ecosystem\.config\.js/);
   });
 
-  test('--pm2: a number or boolean in the app env, which the preload does not read, is named (its value is not shown)', async (t) => {
+  test('--pm2: numbers and booleans in the app env apply, as pm2 applies them; a null is named (values never shown)', async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-cli-eco-'));
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'ecosystem.config.js');
     fs.writeFileSync(
       file,
       `module.exports = { apps: [{ name: 'num', script: ${JSON.stringify(SERVER_JS)}, env: {
-        OTEL_SERVICE_NAME: 'num', OTEL_BSP_SCHEDULE_DELAY: 300, FORKTRACE_MASK_DB_STATEMENTS: false, FORKTRACE_API_KEY: 987654321987 } }] };`,
+        OTEL_SERVICE_NAME: 'num', OTEL_BSP_SCHEDULE_DELAY: 300, FORKTRACE_MASK_DB_STATEMENTS: false, FORKTRACE_API_KEY: 987654321987, OTEL_LOG_LEVEL: null } }] };`,
     );
     const r = await bin(['check', '--pm2', file, '--no-send', '--json']);
     assert.equal(r.code, 1);
     const report = JSON.parse(r.stdout);
     assert.deepEqual(report.problems, [
-      "OTEL_BSP_SCHEDULE_DELAY in the app's env is a number, which forktrace's preload does not read from pm2_env: the worker starts without it. Write the value as a string (in quotes).",
-      "FORKTRACE_MASK_DB_STATEMENTS in the app's env is a boolean, which forktrace's preload does not read from pm2_env: the worker starts without it. Write the value as a string (in quotes).",
-      "FORKTRACE_API_KEY in the app's env is a number, which forktrace's preload does not read from pm2_env: the worker starts without it. Write the value as a string (in quotes).",
+      "OTEL_LOG_LEVEL in the app's env is null, which forktrace's preload does not read from pm2_env: the worker starts without it. Write the value as a string (in quotes).",
     ]);
-    // What the worker would run with: the string setting applied, the others at their defaults.
+    // What the worker runs with: pm2 keeps numbers and booleans in pm2_env and the preload reads
+    // them as pm2 will write them into process.env.
     assert.deepEqual(report.settings.serviceName, { value: 'num', source: 'pm2 env', variable: 'OTEL_SERVICE_NAME' });
-    assert.deepEqual(report.settings['batch.scheduledDelayMillis'], { value: 5000, source: 'default' });
-    assert.ok(!r.stdout.includes('987654321987'));
+    assert.deepEqual(report.settings['batch.scheduledDelayMillis'], { value: 300, source: 'pm2 env', variable: 'OTEL_BSP_SCHEDULE_DELAY' });
+    assert.equal(report.settings.maskDbStatements.value, false);
+    assert.ok(!r.stdout.includes('987654321987'), 'a numeric API key is a secret too');
   });
 
   test('libraries: an unsupported express version is a problem; a missing one is only listed', async (t) => {
