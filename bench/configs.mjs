@@ -51,7 +51,7 @@ export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
   if (baseline) {
     list.push({
       name: 'forktrace-baseline',
-      label: `forktrace baseline (${path.relative(ROOT, baseline) || baseline})`,
+      label: `forktrace before (${path.basename(path.dirname(path.resolve(ROOT, baseline))).replace(/^baseline-/, '')})`,
       preload: ['--require', path.join(path.resolve(ROOT, baseline), 'register.js')],
       env: forktraceEnv,
     });

@@ -10,8 +10,10 @@
 //   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, forktrace-baseline
 //   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable)
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
+//   --baseline-ref REF   build git REF's src/ into .bench-out/baseline-REF/dist and use it as --baseline
 //   --no-write           leave BENCHMARKS.md alone
 //   --outage-seconds S   length of each outage phase (default 60)
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_CONFIGS } from './configs.mjs';
@@ -42,10 +44,31 @@ const o = {
   variants: argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [])),
 };
 for (const v of o.variants) if (!o.configs.includes(v.split(':')[0])) o.configs.push(v.split(':')[0]);
+const baselineRef = value('baseline-ref', undefined);
+if (baselineRef) o.baseline = buildRef(baselineRef);
 if (o.baseline && !o.configs.includes('forktrace-baseline')) o.configs.push('forktrace-baseline');
 const write = !flag('no-write') && (!quick || flag('write'));
 const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 const BENCHMARKS = path.join(ROOT, 'BENCHMARKS.md');
+
+/** Compiles git `ref`'s src/ into .bench-out/baseline-<ref>/dist (the "before" of a before/after row). */
+function buildRef(ref) {
+  const dir = path.join(OUT, `baseline-${ref.replace(/[^\w.-]/g, '_')}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const sh = (cmd, args, opts = {}) => {
+    const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', ...opts });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  };
+  const tar = path.join(dir, 'src.tar');
+  sh('git', ['archive', '-o', tar, ref, 'src', 'tsconfig.json', 'package.json']);
+  sh('tar', ['-xf', tar, '-C', dir]);
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  sh(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.json')]);
+  process.stderr.write(`baseline: ${ref} built into ${path.relative(ROOT, dir)}/dist\n`);
+  return path.join(dir, 'dist');
+}
 
 function preflight() {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'register.js'))) throw new Error('dist/ is missing: run npm run build');

@@ -5,7 +5,10 @@ import { createNoopMeter, type Counter, type Meter, type MeterProvider } from '@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
-import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+// The trace parts only: the package index also loads the metrics and logs serializers and, with
+// them, @opentelemetry/sdk-metrics (about 80 modules, ~10 ms of every worker's startup).
+import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer/build/src/trace';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf';
 import {
   BatchSpanProcessor,
   ConsoleSpanExporter,
@@ -105,7 +108,7 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
             return agent;
           },
         },
-        ProtobufTraceSerializer,
+        TraceOrderedSerializer,
         'otlp_http_span_exporter',
         TraceExporterMetricsHelper,
         undefined,
@@ -160,6 +163,48 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
     return super.shutdown();
   }
 }
+
+/** Spans per part of a serialized batch (about 20 KB, inside gzip's 32 KB window); see {@link serializeByTrace}. */
+const SPANS_PER_PART = 64;
+
+/**
+ * Serializes a batch with each trace's spans close together, so that gzip finds a child's trace
+ * id a few hundred bytes back instead of sending 16 new bytes. Upstream's serializer groups a
+ * whole batch by instrumentation scope, which puts a request's http, express and mysql2 spans
+ * 30–70 KB apart, past gzip's 32 KB window. So the batch is cut into parts of whole traces of
+ * about {@link SPANS_PER_PART} spans, each serialized by upstream, and the parts are concatenated:
+ * concatenated protobuf messages parse as one, with the repeated `resource_spans` appended (the
+ * protobuf encoding guide, "Concatenated messages"), so the request holds one ResourceSpans per
+ * part. Measured: 39 → 29 wire bytes per span, same CPU, no information lost (BENCHMARKS.md).
+ */
+export function serializeByTrace(spans: ReadableSpan[]): Uint8Array | undefined {
+  if (spans.length <= SPANS_PER_PART) return ProtobufTraceSerializer.serializeRequest(spans);
+  const traces = new Map<string, ReadableSpan[]>();
+  for (const span of spans) {
+    const id = span.spanContext().traceId;
+    const list = traces.get(id);
+    if (list) list.push(span);
+    else traces.set(id, [span]);
+  }
+  const parts: Uint8Array[] = [];
+  let part: ReadableSpan[] = [];
+  const flush = () => {
+    const bytes = ProtobufTraceSerializer.serializeRequest(part);
+    if (bytes) parts.push(bytes);
+    part = [];
+  };
+  for (const list of traces.values()) {
+    for (const span of list) part.push(span);
+    if (part.length >= SPANS_PER_PART) flush();
+  }
+  if (part.length > 0) flush();
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+const TraceOrderedSerializer: typeof ProtobufTraceSerializer = {
+  serializeRequest: serializeByTrace,
+  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+};
 
 function readCa(file: string): Buffer | undefined {
   try {
