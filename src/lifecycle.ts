@@ -20,6 +20,8 @@ export interface StopHooksOptions {
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 /** Flushes before the final shutdown on a terminating signal; see drainThenShutdown. */
 const MAX_DRAIN_ROUNDS = 5;
+/** How long a re-raise waits for a replaced stderr (pm2's log files) to take the last lines. */
+const OUTPUT_WAIT_MS = 200;
 
 /**
  * Flushes queued spans on every way a worker stops: SIGINT/SIGTERM (pm2 stop/reload send SIGINT,
@@ -36,6 +38,7 @@ const MAX_DRAIN_ROUNDS = 5;
  * Returns a function that removes every hook.
  */
 export function installStopHooks(o: StopHooksOptions): () => void {
+  const stderrWrite = process.stderr.write;
   let flushing: Promise<void> | undefined;
   const flushWithDeadline = (why: string, final: boolean): Promise<void> => {
     if (flushing) return flushing;
@@ -79,6 +82,27 @@ export function installStopHooks(o: StopHooksOptions): () => void {
     uninstall();
     process.kill(process.pid, signal);
   };
+  // Under pm2, stderr is a file stream written asynchronously (ProcessContainer replaces
+  // process.stderr.write once it has opened the app's log files), so the lines printed during the
+  // flush (the stop-deadline warning, the drop summary) died with the process and never reached
+  // `pm2 logs`. The callback of an empty write comes once every earlier line is written; pm2's
+  // `pm2 logs` skips the empty line. Plain stderr (file, pipe, TTY) is synchronous on POSIX.
+  const reraiseAfterOutput = (signal: NodeJS.Signals) => {
+    if (process.stderr.write === stderrWrite) return reraise(signal);
+    let done = false;
+    const go = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(cap);
+      reraise(signal);
+    };
+    const cap = setTimeout(go, OUTPUT_WAIT_MS);
+    try {
+      process.stderr.write('', go);
+    } catch {
+      go();
+    }
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     const onlyUs = others(signal) === 0;
     if (signalled.has(signal)) {
@@ -88,7 +112,7 @@ export function installStopHooks(o: StopHooksOptions): () => void {
     signalled.add(signal);
     void flushWithDeadline(signal, onlyUs).then(() => {
       // Re-check: the app may have added a listener while we flushed.
-      if (onlyUs && others(signal) === 0) reraise(signal);
+      if (onlyUs && others(signal) === 0) reraiseAfterOutput(signal);
     });
   };
   for (const [s, l] of ours) process.on(s, l);

@@ -10,9 +10,9 @@
 //   GET /hello                    server   (resource: the worker's pid, instance id, index)
 //   └─ request handler - /hello   express
 //
-// Not covered here: pm2 fork mode (no cluster; the preload path is the same as plain node), pm2's
-// `shutdown_with_message` (tested without pm2 in signals.test.mjs), and mysql2 under pm2 CJS (the
-// ESM test covers it when MariaDB is up; preload.test.mjs covers the CJS span tree).
+// Not covered here: pm2 fork mode (no ProcessContainer in the way; the preload path is the same as
+// plain node) and mysql2 under pm2 CJS (the ESM test covers it when MariaDB is up;
+// preload.test.mjs covers the CJS span tree).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -244,6 +244,39 @@ for (const fault of ['down', 'blackholed']) {
     }
   });
 }
+
+// `shutdown_with_message: true` (pm2's choice where signals are poor, e.g. Windows): pm2 stop
+// sends process.send('shutdown') and no signal, then SIGKILLs after kill_timeout. The example
+// app does not handle the message, so pm2 kills it; forktrace has flushed before that.
+test("pm2 `shutdown_with_message`: the 'shutdown' message flushes the queued spans before pm2's SIGKILL", async (t) => {
+  receiver.reset();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-eco-'));
+  const ecosystem = path.join(dir, 'ecosystem.config.js');
+  fs.writeFileSync(
+    ecosystem,
+    `const [app] = require(${JSON.stringify(ECOSYSTEM)}).apps;\n` +
+      `module.exports = { apps: [{ ...app, name: 'forktrace-msg', shutdown_with_message: true, kill_timeout: 1500 }] };\n`,
+  );
+  try {
+    const base = await start(ecosystem, {
+      EXAMPLE_SERVICE_NAME: 'msg-app',
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpointOf(receiver),
+      OTEL_BSP_SCHEDULE_DELAY: '5000',
+    });
+    const load = await burst(`${base}/hello?case=msg`, { total: 200, concurrency: 8 });
+    assert.equal(load.ok, 200);
+    const offset = pm2.log().length;
+    await pm2.run(['stop', 'forktrace-msg']);
+    const log = pm2.log().slice(offset);
+    const got = serverSpans((await settle((s) => serverSpans(s, 'case=msg').length >= load.ok)), 'case=msg');
+    t.diagnostic(`shutdown message: ${load.ok} answered, ${got.length} server spans received; stop times ${JSON.stringify(stopTimes(log, 'forktrace-msg'))} ms`);
+    assert.equal(got.length, load.ok);
+    assert.equal((log.match(/sending SIGKILL/g) ?? []).length, 2, 'the app ignored the message, so pm2 killed both workers');
+  } finally {
+    await pm2.run(['delete', 'forktrace-msg']).catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('ESM app under pm2 cluster with --import (ecosystem.esm.config.js): traced, named after the pm2 app', async (t) => {
   receiver.reset();
