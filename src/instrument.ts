@@ -31,7 +31,7 @@ import {
 } from './instrumentations';
 import { installStopHooks } from './lifecycle';
 import { diagLevel, Logger } from './log';
-import { readPm2, whenPm2TakesStderr } from './pm2';
+import { pm2Messages, readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import type { ForktraceOptions } from './types';
@@ -158,6 +158,7 @@ export function instrument(options?: ForktraceOptions): ForktraceHandle {
   const state: State = { options, handle: noopHandle(redacted), logger };
   g[STATE] = state;
   for (const w of config.warnings) logger.warn(w);
+  if (pm2?.tracing) logger.warn(pm2Messages.tracing);
 
   if (config.disabled) {
     logger.status(statusMessages.disabled);

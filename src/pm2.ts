@@ -6,16 +6,30 @@ export interface Pm2Info {
   cwd?: string;
   /** The app's script; `process.argv[1]` is pm2's ProcessContainer in cluster mode. */
   script?: string;
-  /** `NODE_APP_INSTANCE`: 0..instances-1, stable across restarts and reloads. */
+  /**
+   * `NODE_APP_INSTANCE` (or the variable the app's `instance_var` names): 0..instances-1, stable
+   * across restarts and reloads.
+   */
   instance?: number;
   pmId?: number;
   killTimeout?: number;
   shutdownWithMessage: boolean;
+  /** pm2's own tracing (`trace: true`, `--trace`, `deep_monitoring`) is on for this app. */
+  tracing: boolean;
   /** The environment to configure from: the real env overlaid with the ecosystem `env` pm2 has not applied yet. */
   env: Env;
   /** Keys of `env` that only pm2_env had. */
   envKeys: ReadonlySet<string>;
 }
+
+/** Lines forktrace prints about pm2, exported so that tests can assert them word for word. */
+export const pm2Messages = {
+  // pm2 7's ProcessUtils.injectModules starts @opentelemetry/sdk-node with auto-instrumentations
+  // in each worker when `trace` is on; its instrumentations then also feed forktrace's tracer
+  // (the registration of its own provider fails), so express spans arrive twice.
+  tracing:
+    "pm2's own tracing is on for this app (`trace: true`, --trace or deep_monitoring): it starts a second OpenTelemetry SDK in each worker and spans get duplicated. Remove `trace` from the ecosystem file; forktrace traces the app.",
+} as const;
 
 const MERGED_KEY = /^(OTEL_|FORKTRACE_)|^NODE_ENV$/;
 
@@ -55,14 +69,19 @@ export function readPm2(env: Env): Pm2Info | undefined {
     merged[k] = String(v);
     envKeys.add(k);
   }
+  // pm2_env first here too: a daemon started from inside another pm2 app would hand its workers
+  // that app's NODE_APP_INSTANCE and pm_id through the inherited environment.
+  const instanceVar =
+    typeof pm2.instance_var === 'string' && pm2.instance_var !== '' ? pm2.instance_var : 'NODE_APP_INSTANCE';
   return {
     appName: typeof pm2.name === 'string' ? pm2.name : env.name,
     cwd: typeof pm2.pm_cwd === 'string' ? pm2.pm_cwd : env.pm_cwd,
     script: typeof pm2.pm_exec_path === 'string' ? pm2.pm_exec_path : env.pm_exec_path,
-    instance: toInt(env.NODE_APP_INSTANCE ?? pm2.NODE_APP_INSTANCE),
-    pmId: toInt(env.pm_id ?? pm2.pm_id),
+    instance: toInt(pm2[instanceVar] ?? env[instanceVar]),
+    pmId: toInt(pm2.pm_id ?? env.pm_id),
     killTimeout: toInt(pm2.kill_timeout),
     shutdownWithMessage: pm2.shutdown_with_message === true || pm2.shutdown_with_message === 'true',
+    tracing: pm2.trace === true || pm2.trace === 'true',
     env: merged,
     envKeys,
   };

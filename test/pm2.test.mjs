@@ -25,6 +25,7 @@ import { burst, startPm2, stopTimes, waitForWorkers } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/receiver.js');
+const { pm2Messages } = require('../dist/pm2.js');
 
 const ECOSYSTEM = path.join(ROOT, 'ecosystem.config.js');
 const ECOSYSTEM_ESM = path.join(ROOT, 'ecosystem.esm.config.js');
@@ -248,14 +249,16 @@ for (const fault of ['down', 'blackholed']) {
 // `shutdown_with_message: true` (pm2's choice where signals are poor, e.g. Windows): pm2 stop
 // sends process.send('shutdown') and no signal, then SIGKILLs after kill_timeout. The example
 // app does not handle the message, so pm2 kills it; forktrace has flushed before that.
-test("pm2 `shutdown_with_message`: the 'shutdown' message flushes the queued spans before pm2's SIGKILL", async (t) => {
+// The same app also renames NODE_APP_INSTANCE with `instance_var`: the slot still comes from it
+// (in a full run of this file the daemon has handed out pm_ids past 1, so a pm_id fallback shows).
+test("pm2 `shutdown_with_message`: the 'shutdown' message flushes the queued spans before pm2's SIGKILL; `instance_var` gives the slot", async (t) => {
   receiver.reset();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-eco-'));
   const ecosystem = path.join(dir, 'ecosystem.config.js');
   fs.writeFileSync(
     ecosystem,
     `const [app] = require(${JSON.stringify(ECOSYSTEM)}).apps;\n` +
-      `module.exports = { apps: [{ ...app, name: 'forktrace-msg', shutdown_with_message: true, kill_timeout: 1500 }] };\n`,
+      `module.exports = { apps: [{ ...app, name: 'forktrace-msg', shutdown_with_message: true, kill_timeout: 1500, instance_var: 'INSTANCE_ID' }] };\n`,
   );
   try {
     const base = await start(ecosystem, {
@@ -265,15 +268,48 @@ test("pm2 `shutdown_with_message`: the 'shutdown' message flushes the queued spa
     });
     const load = await burst(`${base}/hello?case=msg`, { total: 200, concurrency: 8 });
     assert.equal(load.ok, 200);
+    const procs = await workers('forktrace-msg');
     const offset = pm2.log().length;
     await pm2.run(['stop', 'forktrace-msg']);
     const log = pm2.log().slice(offset);
     const got = serverSpans((await settle((s) => serverSpans(s, 'case=msg').length >= load.ok)), 'case=msg');
     t.diagnostic(`shutdown message: ${load.ok} answered, ${got.length} server spans received; stop times ${JSON.stringify(stopTimes(log, 'forktrace-msg'))} ms`);
     assert.equal(got.length, load.ok);
+    for (const p of procs) {
+      const slots = new Set(got.filter((s) => s.resource['process.pid'] === p.pid).map((s) => s.resource['forktrace.worker.index']));
+      assert.deepEqual(slots, new Set([p.pm2_env.INSTANCE_ID]), `pm_id ${p.pm_id}: the slot is INSTANCE_ID`);
+    }
+    assert.deepEqual(procs.map((p) => p.pm2_env.INSTANCE_ID).sort(), [0, 1]);
     assert.equal((log.match(/sending SIGKILL/g) ?? []).length, 2, 'the app ignored the message, so pm2 killed both workers');
   } finally {
     await pm2.run(['delete', 'forktrace-msg']).catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// pm2 7's `trace: true` starts pm2's own OpenTelemetry SDK in every worker (it needs
+// @opentelemetry/sdk-node, which this repo has as a dev dependency, so pm2 installs nothing).
+// forktrace cannot undo it, so it says so once, where the preload's lines go: pm2.log.
+test('pm2 `trace: true`: one warning that spans would be duplicated', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-eco-'));
+  const ecosystem = path.join(dir, 'ecosystem.config.js');
+  fs.writeFileSync(
+    ecosystem,
+    `const [app] = require(${JSON.stringify(ECOSYSTEM)}).apps;\n` +
+      `module.exports = { apps: [{ ...app, name: 'forktrace-pm2-trace', instances: 1, trace: true }] };\n`,
+  );
+  try {
+    const port = await freePort();
+    const offset = pm2.log().length;
+    await pm2.run(['start', ecosystem], { env: { PORT: String(port), OTEL_EXPORTER_OTLP_ENDPOINT: endpointOf(receiver) }, cwd: os.tmpdir() });
+    await waitForWorkers(`http://127.0.0.1:${port}/hello?warmup=1`, 1);
+    const [p] = await workers('forktrace-pm2-trace');
+    const lines = pm2.log().slice(offset).split('\n');
+    const warning = `forktrace: warning: ${pm2Messages.tracing}`;
+    assert.equal(lines.filter((l) => l === warning).length, 1, lines.join('\n'));
+    assert.ok(lines.includes(`forktrace: tracing forktrace-example (pid ${p.pid}, pm2 worker 0) to ${receiver.url} (gzip)`));
+  } finally {
+    await pm2.run(['delete', 'forktrace-pm2-trace']).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
