@@ -1,16 +1,7 @@
 // The side-by-side comparison: every configuration, round by round in rotating order, on the
 // same app, receiver and load generator.
 import { allConfigs } from './configs.mjs';
-import {
-  APP_CORE,
-  cpuMicros,
-  loadAverage,
-  memory,
-  runLoad,
-  sleep,
-  spawnNode,
-  startReceiverProcess,
-} from './lib.mjs';
+import { APP_CORE, cpuMicros, loadAverage, memory, runLoad, sleep, spawnNode, startReceiverProcess } from './lib.mjs';
 
 const log = (...a) => process.stderr.write(a.join(' ') + '\n');
 
@@ -25,7 +16,11 @@ async function startApp(config, extraEnv = {}) {
 /** One measured route: warm-up done by the caller; CPU read around the load run. */
 async function measureRoute(app, port, route, o) {
   const cpu0 = cpuMicros(app.pid);
-  const r = await runLoad({ url: `http://127.0.0.1:${port}${route}`, duration: o.duration, connections: o.connections });
+  const r = await runLoad({
+    url: `http://127.0.0.1:${port}${route}`,
+    duration: o.duration,
+    connections: o.connections,
+  });
   const cpu1 = cpuMicros(app.pid);
   if (r.non2xx > 0 || r.errors > 0) log(`  ! ${route}: ${r.non2xx} non-2xx, ${r.errors} errors`);
   return { ...r, cpuPerReq: (cpu1 - cpu0) / Math.max(1, r.responses) };
@@ -86,7 +81,9 @@ const rotate = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
 export async function runCompare(o) {
   const receiver = await startReceiverProcess();
   try {
-    const configs = allConfigs(receiver.url, { baseline: o.baseline, variants: o.variants }).filter((c) => o.configs.includes(c.name));
+    const configs = allConfigs(receiver.url, { baseline: o.baseline, variants: o.variants }).filter((c) =>
+      o.configs.includes(c.name),
+    );
     const loads = [`start ${loadAverage()}`];
     log(`startup: ${o.startups} starts × ${configs.length} configurations`);
     const starts = await startups(configs, o.startups);

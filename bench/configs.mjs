@@ -59,10 +59,17 @@ export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
   // Ad-hoc variants of forktrace for experiments: "name:KEY=VALUE;KEY=VALUE".
   for (const v of variants) {
     const [name, spec = ''] = v.split(/:(.*)/s);
-    const env = Object.fromEntries(spec.split(';').filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
+    const env = Object.fromEntries(
+      spec
+        .split(';')
+        .filter(Boolean)
+        .map((kv) => kv.split(/=(.*)/s).slice(0, 2)),
+    );
     list.push({
       name,
-      label: `forktrace, ${Object.entries(env).map(([k, x]) => `${k}=${x}`).join(' ')}`,
+      label: `forktrace, ${Object.entries(env)
+        .map(([k, x]) => `${k}=${x}`)
+        .join(' ')}`,
       preload: ['--require', path.join(ROOT, 'dist', 'register.js')],
       env: { ...forktraceEnv, ...env },
     });

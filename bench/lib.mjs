@@ -102,7 +102,9 @@ export function spawnNode(args, { env = {}, cores, readyKey = 'listening', timeo
       exited.then(({ code, signal }) => {
         clearTimeout(timer);
         listeners.delete(l);
-        reject(new Error(`${args.join(' ')} exited (${code ?? signal}) before "${key}"; stderr: ${stderr.slice(-2000)}`));
+        reject(
+          new Error(`${args.join(' ')} exited (${code ?? signal}) before "${key}"; stderr: ${stderr.slice(-2000)}`),
+        );
       });
     });
   const ready = readyKey ? waitLine(readyKey) : Promise.resolve(undefined);
@@ -228,7 +230,10 @@ export const max = (xs) => Math.max(...xs.filter(Number.isFinite));
 
 /** `uptime`'s load averages, to be recorded with each run. */
 export function loadAverage() {
-  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  return os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 }
 
 /** The machine and versions, for the report header. */
@@ -246,7 +251,10 @@ export function machine() {
   let commit = '';
   const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
   if (git.status === 0) commit = git.stdout.trim();
-  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  }).stdout?.trim();
   return {
     cores: CORES,
     model: model.trim(),

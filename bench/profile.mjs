@@ -14,7 +14,8 @@ export function category(frame) {
     const pkg = m[m.length - 1].replace(/^node_modules\//, '').replace(/\/$/, '');
     return pkg;
   }
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0] === 'internal' ? url.slice(14).split('/')[0] : url.slice(5)}`;
+  if (url.startsWith('node:'))
+    return `node:${url.slice(5).split('/')[0] === 'internal' ? url.slice(14).split('/')[0] : url.slice(5)}`;
   if (url.includes('/dist/')) return 'forktrace';
   if (url.includes('/examples/')) return 'app';
   return url;
@@ -79,7 +80,9 @@ export async function runProfile(o) {
   const dir = path.join(OUT, 'profiles', `${name}${startupOnly ? '-startup' : ''}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
   try {
-    const config = allConfigs(receiver.url, { baseline: o.baseline, variants: o.variants }).find((c) => c.name === name);
+    const config = allConfigs(receiver.url, { baseline: o.baseline, variants: o.variants }).find(
+      (c) => c.name === name,
+    );
     if (!config) throw new Error(`unknown configuration ${name}`);
     const app = spawnNode(['--cpu-prof', `--cpu-prof-dir=${dir}`, ...config.args], {
       // The app's own SIGTERM handler lets Node exit normally, which is when the profile is written.

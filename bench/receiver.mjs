@@ -5,6 +5,7 @@
 //   stats  → {"stats": {...}}      tallies since the last reset
 //   reset  → {"stats": {...}}      the same, then zero the tallies
 //   hang   → from now on read bodies and never answer (blackhole, for --outage)
+//   fast   → answer 200 at once without decoding (export ceiling, for --scale; counts only bytes)
 //   normal → answer normally again
 //   close  → stop listening (connection refused) and exit
 import { createRequire } from 'node:module';
@@ -15,7 +16,11 @@ const { startReceiver } = require('../dist/receiver.js');
 
 let mode = 'normal';
 const port = Number(process.argv[2] || 0);
-const receiver = await startReceiver({ port, respond: () => (mode === 'hang' ? 'hang' : undefined) });
+const EMPTY_RESPONSE = { status: 200, headers: { 'content-type': 'application/x-protobuf' }, body: '' };
+const receiver = await startReceiver({
+  port,
+  respond: () => (mode === 'hang' ? 'hang' : mode === 'fast' ? EMPTY_RESPONSE : undefined),
+});
 
 let t;
 function zero() {
@@ -91,7 +96,7 @@ readline.createInterface({ input: process.stdin }).on('line', async (line) => {
   else if (cmd === 'reset') {
     out({ stats: summary() });
     zero();
-  } else if (cmd === 'hang' || cmd === 'normal') {
+  } else if (cmd === 'hang' || cmd === 'normal' || cmd === 'fast') {
     mode = cmd;
     out({ mode });
   } else if (cmd === 'close') {

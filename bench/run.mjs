@@ -41,7 +41,9 @@ const o = {
   configs: String(value('configs', DEFAULT_CONFIGS.join(','))).split(','),
   baseline: value('baseline', undefined),
   outageSeconds: Number(value('outage-seconds', 60)),
-  variants: argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [])),
+  variants: argv.flatMap((a, i) =>
+    a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [],
+  ),
 };
 for (const v of o.variants) if (!o.configs.includes(v.split(':')[0])) o.configs.push(v.split(':')[0]);
 const baselineRef = value('baseline-ref', undefined);
@@ -65,7 +67,11 @@ function buildRef(ref) {
   sh('git', ['archive', '-o', tar, ref, 'src', 'tsconfig.json', 'package.json']);
   sh('tar', ['-xf', tar, '-C', dir]);
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  sh(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.json')]);
+  sh(process.execPath, [
+    path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+    '-p',
+    path.join(dir, 'tsconfig.json'),
+  ]);
   process.stderr.write(`baseline: ${ref} built into ${path.relative(ROOT, dir)}/dist\n`);
   return path.join(dir, 'dist');
 }
@@ -98,7 +104,7 @@ async function main() {
   }
   if (flag('scale')) {
     const { runScale, scaleReport } = await import('./scale.mjs');
-    const result = await runScale(o);
+    const result = await runScale({ ...o, quick });
     fs.writeFileSync(path.join(OUT, `scale-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
     const md = `${header(meta, command, result.loads)}\n\n${scaleReport(result)}`;
     process.stdout.write(md + '\n');

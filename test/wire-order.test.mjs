@@ -130,8 +130,5 @@ test('every span arrives once and unchanged, each trace in one part, and the gzi
 
 test('a batch of at most one part is upstream serialization byte for byte', () => {
   const spans = batch(20);
-  assert.deepEqual(
-    Buffer.from(serializeByTrace(spans)),
-    Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)),
-  );
+  assert.deepEqual(Buffer.from(serializeByTrace(spans)), Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)));
 });
