@@ -40,7 +40,11 @@ const OUTPUT_WAIT_MS = 200;
 export function installStopHooks(o: StopHooksOptions): () => void {
   const stderrWrite = process.stderr.write;
   let flushing: Promise<void> | undefined;
+  // FORKTRACE_SHUTDOWN_TIMEOUT_MS=0 turns the stop flush off: a stop is exactly what it would be
+  // without forktrace, queued spans included.
+  const off = o.timeoutMillis === 0;
   const flushWithDeadline = (why: string, final: boolean): Promise<void> => {
+    if (off) return Promise.resolve();
     if (flushing) return flushing;
     const started = Date.now();
     const work = (final ? drainThenShutdown() : o.flush()).catch(() => undefined);
@@ -61,10 +65,9 @@ export function installStopHooks(o: StopHooksOptions): () => void {
     return flushing;
   };
 
-  // The worker keeps serving until it exits, so requests in flight at the signal end while the
-  // first flush runs; a shutdown at the signal would drop their spans (measured: ~1 % of the
-  // responses sent during a `pm2 reload` under load). Flush again while spans keep ending, then
-  // shut down; the deadline above bounds it all.
+  // The worker keeps serving until it exits: requests in flight at the signal end while the
+  // flush runs, and a shutdown at the signal would drop their spans. Flush again while spans keep
+  // ending (a few rounds, all within the deadline above), then shut down.
   const drainThenShutdown = async () => {
     for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
       const before = o.ended();
@@ -115,7 +118,7 @@ export function installStopHooks(o: StopHooksOptions): () => void {
       if (onlyUs && others(signal) === 0) reraiseAfterOutput(signal);
     });
   };
-  for (const [s, l] of ours) process.on(s, l);
+  if (!off) for (const [s, l] of ours) process.on(s, l);
 
   const onMessage = (m: unknown) => {
     if (m === 'shutdown') void flushWithDeadline('pm2 shutdown message', false);
