@@ -150,6 +150,19 @@ export function describeExportError(error: unknown, url?: string): Diagnosis {
     }
     return { kind: code.toLowerCase(), text: `${code}: ${message}` };
   }
+  if (message === 'Concurrent export limit reached') {
+    return {
+      kind: 'backlog',
+      text: 'too many exports already in flight: the endpoint answers slower than the app makes spans',
+    };
+  }
+  if (message === 'Timeout') {
+    // The batch processor's own limit (sdk-trace BatchSpanProcessorBase), not the exporter's.
+    return {
+      kind: 'timeout',
+      text: 'an export ran past OTEL_BSP_EXPORT_TIMEOUT; the batch processor moved on to the next batch',
+    };
+  }
   if (/timed? ?out/i.test(message)) {
     const within =
       typeof annotations.timeoutMillis === 'number' ? ` within ${annotations.timeoutMillis} ms` : ' in time';

@@ -203,7 +203,8 @@ function start(
   // reported above, once, so only other errors get through.
   setGlobalErrorHandler((err) => {
     if (typeof err === 'object' && err !== null && reported.has(err)) return;
-    logger.warnRateLimited('error', String(err instanceof Error ? err.message : err));
+    const d = describeExportError(err);
+    logger.warnRateLimited(`error:${d.kind}`, d.kind === 'error' ? d.text : `export: ${d.text}`);
   });
 
   const counter = new EndCounter();

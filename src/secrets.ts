@@ -101,9 +101,11 @@ export class Redactor {
   private readonly secrets: string[];
 
   constructor(secrets: readonly string[]) {
-    // Longest first, so that a secret containing another is replaced whole. Secrets shorter than
-    // 3 characters would turn ordinary words into [REDACTED]; no real key is that short.
-    this.secrets = [...new Set(secrets)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
+    // Each secret also as it would be printed inside a URL or a JSON string. Longest first, so
+    // that a secret containing another is replaced whole. Secrets shorter than 3 characters would
+    // turn ordinary words into [REDACTED]; no real key is that short.
+    const forms = secrets.flatMap((s) => [s, encodeURIComponent(s), JSON.stringify(s).slice(1, -1)]);
+    this.secrets = [...new Set(forms)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
   }
 
   scrub(text: string): string {
