@@ -9,6 +9,7 @@ export interface StopHooksOptions {
   pending(): number;
   /** Spans ended since start; a beforeExit flush runs only when this moved. */
   ended(): number;
+  /** The stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); 0 turns the stop flush off. */
   timeoutMillis: number;
   logger: Logger;
   /** Listen for pm2's `shutdown` message (ecosystem `shutdown_with_message: true`). */
@@ -34,6 +35,8 @@ const OUTPUT_WAIT_MS = 200;
  * - when the app has listeners of its own, forktrace starts the flush and returns at once; the
  *   app decides when to exit, and `beforeExit` catches spans its drain ends later.
  * A second signal during the flush re-raises at once, so a double Ctrl+C still kills.
+ * Under pm2 a re-raise also waits (at most OUTPUT_WAIT_MS) for pm2's log stream to take the lines
+ * printed during the flush.
  *
  * Returns a function that removes every hook.
  */
