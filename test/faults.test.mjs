@@ -168,6 +168,8 @@ function summary(r, extra = {}) {
 test('connection refused: retried with backoff (3 attempts within a 4 s timeout), dropped, counted; spans flow once it listens', async () => {
   const r = await runCase({
     timeoutMs: 4000,
+    // An export with all its retries takes up to 0.1 + 1.2 + 1.8 s: leave room for one whole.
+    faultMs: 4500,
     fault: (f) => f.down(),
     recover: (f) => f.up(),
   });
@@ -281,6 +283,7 @@ test('503 with Retry-After: 60 (past the timeout cap): given up at once, not ret
 test('429 without Retry-After: retried with jittered backoff (1 s, 1.5 s), then dropped', async () => {
   const r = await runCase({
     timeoutMs: 4000,
+    faultMs: 4500,
     fault: (f) => f.setMode({ kind: 'status', status: 429 }),
     recover: (f) => f.setMode({ kind: 'ok' }),
   });
@@ -356,6 +359,7 @@ test('unresolvable host (.invalid): a clear DNS error, retried like a network er
   const host = 'otlp.forktrace-test.invalid';
   const r = await runCase({
     timeoutMs: 4000,
+    faultMs: 4500,
     fault: () => {},
     endpoint: (f) => f.url('http', host),
   });
