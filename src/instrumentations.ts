@@ -78,8 +78,8 @@ export function modulesLoadedTooEarly(
 
 export const loadOrderWarning = (names: string[]) =>
   `${names.join(' and ')} ${names.length > 1 ? 'were' : 'was'} loaded before forktrace, so ${names.length > 1 ? 'they are' : 'it is'} not traced. ` +
-  'Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register), ' +
-  "or node_args: '--require forktrace/register' in ecosystem.config.js.";
+  'Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register); ' +
+  "under pm2, node_args: ['--require', require.resolve('forktrace/register')] in ecosystem.config.js.";
 
 /**
  * Creates and enables the instrumentations. They patch modules through require/import hooks, so

@@ -1,6 +1,6 @@
 /**
  * CommonJS preload: `node --require forktrace/register app.js`, or in ecosystem.config.js
- * `node_args: '--require forktrace/register'`. Configured by environment variables only.
+ * `node_args: ['--require', require.resolve('forktrace/register')]` (pm2 resolves a bare name from its daemon's cwd). Configured by environment variables only.
  * It never throws: on any failure it prints one "not instrumented" line and the app runs.
  */
 try {

@@ -119,8 +119,8 @@ export interface ForktraceOptions {
   instrumentPrimary?: boolean;
   /**
    * How long a stop (signal, pm2 shutdown message, cluster disconnect, exit) may wait for queued
-   * spans to be delivered, in ms. Default 1000, below pm2's 1600 ms `kill_timeout`. Env
-   * `FORKTRACE_SHUTDOWN_TIMEOUT_MS`.
+   * spans to be delivered, in ms. Default 1000, below pm2's 1600 ms `kill_timeout`. 0 turns the
+   * stop flush off (no signal listener is installed). Env `FORKTRACE_SHUTDOWN_TIMEOUT_MS`.
    */
   shutdownTimeoutMillis?: number;
 }

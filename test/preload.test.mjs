@@ -180,7 +180,8 @@ test('express required before instrument(): one warning that names the fix', asy
   await app.exited;
   const warnings = app.stderr.split('\n').filter((l) => l.includes('warning'));
   assert.deepEqual(warnings, [
-    "forktrace: warning: express was loaded before forktrace, so it is not traced. Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register), or node_args: '--require forktrace/register' in ecosystem.config.js.",
+    // pm2 resolves a bare --require from its daemon's cwd, hence require.resolve in the advice.
+    "forktrace: warning: express was loaded before forktrace, so it is not traced. Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register); under pm2, node_args: ['--require', require.resolve('forktrace/register')] in ecosystem.config.js.",
   ]);
 });
 
