@@ -79,3 +79,20 @@ export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
 }
 
 export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'handbuilt', 'auto'];
+
+/**
+ * `--ladder`: forktrace taken apart, one layer of cost at a time, to show where the per-request
+ * cost goes (each is "name:environment" for --variant).
+ */
+export const LADDER_VARIANTS = [
+  // The tracer provider and the AsyncLocalStorage context manager, no instrumentation.
+  'provider-only:OTEL_NODE_ENABLED_INSTRUMENTATIONS=none',
+  // instrumentation-http patched in, but no span sampled: the cost of the hooks alone.
+  'http-unsampled:OTEL_NODE_ENABLED_INSTRUMENTATIONS=http;OTEL_TRACES_SAMPLER=always_off',
+  // All three instrumentations, no span sampled.
+  'all-unsampled:OTEL_TRACES_SAMPLER=always_off',
+  // Only http spans, recorded and exported.
+  'http-only:OTEL_NODE_ENABLED_INSTRUMENTATIONS=http',
+  // Every span recorded, none exported (no batch processor, no serialization, no gzip).
+  'no-export:OTEL_TRACES_EXPORTER=none',
+];

@@ -73,14 +73,14 @@ const ROWS = [
   ['stopMs', 'SIGTERM to exit, ms', 0],
 ];
 
-export function compareTable(result) {
+export function compareTable(result, keys) {
   const s = samples(result);
   const names = result.configs.map((c) => c.name);
   const base = s.untraced;
   const head = `| figure | ${result.configs.map((c) => c.label).join(' | ')} |`;
   const sep = `|---|${names.map(() => '---|').join('')}`;
   const lines = [head, sep];
-  for (const [key, label, d, cmp] of ROWS) {
+  for (const [key, label, d, cmp] of ROWS.filter(([k]) => !keys || keys.includes(k))) {
     const cells = names.map((n) => {
       const xs = s[n][key];
       const m = median(xs);
@@ -104,6 +104,24 @@ export function compareTable(result) {
 const TARGETS = [
   ['/hello throughput', (s, b) => median(s.helloRps) / median(b.helloRps), (x) => x >= 0.7, '≥ 0.70 ×', 2, '×'],
   ['/db throughput', (s, b) => median(s.dbRps) / median(b.dbRps), (x) => x >= 0.75, '≥ 0.75 ×', 2, '×'],
+  // The app has one core; when other work steals it, req/s drops for everyone but CPU time per
+  // request does not, so this is the steadier reading of the same target.
+  [
+    '/hello throughput as CPU allows (untraced µs ÷ µs per request)',
+    (s, b) => median(b.helloCpu) / median(s.helloCpu),
+    (x) => x >= 0.7,
+    '≥ 0.70 ×',
+    2,
+    '×',
+  ],
+  [
+    '/db throughput as CPU allows',
+    (s, b) => median(b.dbCpu) / median(s.dbCpu),
+    (x) => x >= 0.75,
+    '≥ 0.75 ×',
+    2,
+    '×',
+  ],
   ['startup overhead', (s, b) => median(s.startup) - median(b.startup), (x) => x <= 50, '≤ +50 ms', 0, '+'],
   ['idle RSS overhead', (s, b) => median(s.idleRss) - median(b.idleRss), (x) => x <= 6, '≤ +6 MB', 1, '+'],
   ['wire bytes per span', (s) => median(s.wire), (x) => x <= 35, '≤ 35', 1, ''],

@@ -4,6 +4,7 @@
 //   --quick              a short comparison (1 round, 3 s); written only to .bench-out/
 //   --outage             60 s healthy / receiver stopped / receiver blackholed → "outage" block
 //   --scale              export ceiling, memory vs OTEL_BSP_MAX_QUEUE_SIZE, 1 vs 2 workers → "scale" block
+//   --ladder             forktrace taken apart layer by layer (where the per-request cost goes) → "ladder" block
 //   --profile[=config]   CPU profiles (node --cpu-prof) under load → .bench-out/profiles/, summary on stdout
 //
 //   --rounds N  --duration S  --warmup S  --connections C  --startups N
@@ -12,11 +13,12 @@
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
 //   --baseline-ref REF   build git REF's src/ into .bench-out/baseline-REF/dist and use it as --baseline
 //   --no-write           leave BENCHMARKS.md alone
+//   --report FILE        re-render a saved .bench-out/compare-*.json into BENCHMARKS.md (no run)
 //   --outage-seconds S   length of each outage phase (default 60)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_CONFIGS } from './configs.mjs';
+import { DEFAULT_CONFIGS, LADDER_VARIANTS } from './configs.mjs';
 import { runCompare } from './compare.mjs';
 import { machine, mysqlReachable, OUT, PINNED, ROOT } from './lib.mjs';
 import { compareTable, header, replaceBlock, spanInventory, targetTable } from './report.mjs';
@@ -32,25 +34,29 @@ const value = (name, dflt) => {
 };
 
 const quick = flag('quick');
+const ladder = flag('ladder');
 const o = {
   rounds: Number(value('rounds', quick ? 1 : 3)),
   duration: Number(value('duration', quick ? 3 : 8)),
   warmup: Number(value('warmup', quick ? 1 : 2)),
   connections: Number(value('connections', 16)),
-  startups: Number(value('startups', quick ? 3 : 10)),
-  configs: String(value('configs', DEFAULT_CONFIGS.join(','))).split(','),
+  startups: Number(value('startups', quick ? 3 : ladder ? 0 : 10)),
+  configs: String(value('configs', ladder ? 'untraced,forktrace,forktrace-nolayers' : DEFAULT_CONFIGS.join(','))).split(
+    ',',
+  ),
   baseline: value('baseline', undefined),
   outageSeconds: Number(value('outage-seconds', 60)),
-  variants: argv.flatMap((a, i) =>
-    a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [],
-  ),
+  variants: [
+    ...(ladder ? LADDER_VARIANTS : []),
+    ...argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [])),
+  ],
 };
 for (const v of o.variants) if (!o.configs.includes(v.split(':')[0])) o.configs.push(v.split(':')[0]);
 const baselineRef = value('baseline-ref', undefined);
 if (baselineRef) o.baseline = buildRef(baselineRef);
 if (o.baseline && !o.configs.includes('forktrace-baseline')) o.configs.push('forktrace-baseline');
 const write = !flag('no-write') && (!quick || flag('write'));
-const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+const commandLine = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 const BENCHMARKS = path.join(ROOT, 'BENCHMARKS.md');
 
 /** Compiles git `ref`'s src/ into .bench-out/baseline-<ref>/dist (the "before" of a before/after row). */
@@ -97,7 +103,7 @@ async function main() {
     const { runOutage, outageReport } = await import('./outage.mjs');
     const result = await runOutage(o);
     fs.writeFileSync(path.join(OUT, `outage-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
-    const md = `${header(meta, command, result.loads)}\n\n${outageReport(result)}`;
+    const md = `${header(meta, commandLine, result.loads)}\n\n${outageReport(result)}`;
     process.stdout.write(md + '\n');
     if (write) replaceBlock(BENCHMARKS, 'outage', md);
     return;
@@ -106,7 +112,7 @@ async function main() {
     const { runScale, scaleReport } = await import('./scale.mjs');
     const result = await runScale({ ...o, quick });
     fs.writeFileSync(path.join(OUT, `scale-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
-    const md = `${header(meta, command, result.loads)}\n\n${scaleReport(result)}`;
+    const md = `${header(meta, commandLine, result.loads)}\n\n${scaleReport(result)}`;
     process.stdout.write(md + '\n');
     if (write) replaceBlock(BENCHMARKS, 'scale', md);
     return;
@@ -118,8 +124,31 @@ async function main() {
     return;
   }
 
-  const result = await runCompare(o);
-  fs.writeFileSync(path.join(OUT, `compare-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
+  let result;
+  let savedCommand;
+  const saved = value('report', undefined);
+  if (saved) {
+    const j = JSON.parse(fs.readFileSync(path.resolve(saved), 'utf8'));
+    ({ result, command: savedCommand } = j);
+    Object.assign(meta, j.meta);
+    Object.assign(o, j.o);
+  } else result = await runCompare(o);
+  const command = saved ? (savedCommand ?? 'npm run bench') : commandLine;
+  if (ladder) {
+    fs.writeFileSync(path.join(OUT, `ladder-${stamp}.json`), JSON.stringify({ meta, o, command, result }, null, 2));
+    const md = [
+      header(meta, command, result.loads),
+      '',
+      `${o.rounds} rounds, alternated; ${o.duration} s per route, ${o.connections} connections. Median <sub>min–max</sub> **vs untraced**.`,
+      '',
+      compareTable(result, ['helloRps', 'dbRps', 'helloCpu', 'dbCpu', 'helloSpans', 'dbSpans']),
+    ].join('\n');
+    process.stdout.write(md + '\n');
+    if (write) replaceBlock(BENCHMARKS, 'ladder', md);
+    return;
+  }
+  if (!saved)
+    fs.writeFileSync(path.join(OUT, `compare-${stamp}.json`), JSON.stringify({ meta, o, command, result }, null, 2));
   const traced = ['forktrace', 'forktrace-nolayers', 'forktrace-baseline'].filter((n) => o.configs.includes(n));
   const md = [
     header(meta, command, result.loads),
