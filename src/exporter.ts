@@ -52,8 +52,28 @@ export class ExportTimeoutError extends Error {
   }
 }
 
-/** Requests the exporter's own agent made: used only to explain failures. */
+/**
+ * An export attempt given up at a stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS). Its code is none
+ * of the network codes upstream retries, so the export fails at once instead of retrying.
+ */
+export class StopDeadlineError extends Error {
+  readonly code = 'FORKTRACE_STOP_DEADLINE';
+  constructor() {
+    super('given up at the stop deadline');
+    this.name = 'StopDeadlineError';
+  }
+}
+
+/** An exporter that can give up on the requests it has in flight. */
+export interface Abandonable {
+  /** Ends every export request in flight, as failed and not retried; returns how many. */
+  abandonInFlight(): number;
+}
+
+/** Requests the exporter's own agent made: used to explain failures and to end them at a stop. */
 interface WireState {
+  /** Attempts in flight, so that a stop can end them instead of waiting for their timeout. */
+  open: Set<http.ClientRequest>;
   agent: http.Agent | undefined;
   lastStatus: number | undefined;
   lastRetryAfter: string | undefined;
@@ -79,14 +99,14 @@ const RESPONSE_CHANNEL = 'http.client.response.finish';
  * EHOSTUNREACH and a request timeout are retried up to 5 times, with backoff 1 s × 1.5ⁿ (±20 %,
  * at most 5 s) or `Retry-After` when given, and never past `timeoutMillis` from the first attempt.
  */
-class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
+class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter, Abandonable {
   private readonly wire: WireState;
   private readonly onRequest: (message: unknown) => void;
   private readonly onResponse: (message: unknown) => void;
 
   constructor(private readonly config: ResolvedConfig) {
     const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
-    const wire: WireState = { agent: undefined, lastStatus: undefined, lastRetryAfter: undefined };
+    const wire: WireState = { open: new Set(), agent: undefined, lastStatus: undefined, lastRetryAfter: undefined };
     // Read when the first export starts (the factory runs lazily), so that `https` is loaded
     // after the http instrumentation is in place. A custom CA replaces the built-in roots, as
     // OTEL_EXPORTER_OTLP_CERTIFICATE does in the other OpenTelemetry SDKs.
@@ -124,7 +144,11 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
         config.timeoutMillis,
       );
       timer.unref();
-      request.once('close', () => clearTimeout(timer));
+      wire.open.add(request);
+      request.once('close', () => {
+        clearTimeout(timer);
+        wire.open.delete(request);
+      });
     };
     this.onResponse = (message) => {
       const { request, response } = message as {
@@ -155,6 +179,18 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
     }
     if (e.message === TIMED_OUT && !('code' in e)) return new ExportTimeoutError(timeout);
     return e;
+  }
+
+  /**
+   * Ends the attempts in flight. A stop whose deadline has passed calls this: an export to a
+   * blackholed endpoint would otherwise hold the process open after the app's own stop handler
+   * finished, through its socket, upstream's retry timer and the batch processor's export timer,
+   * until OTEL_EXPORTER_OTLP_TIMEOUT, and pm2 would SIGKILL it.
+   */
+  abandonInFlight(): number {
+    const open = [...this.wire.open];
+    for (const request of open) request.destroy(new StopDeadlineError());
+    return open.length;
   }
 
   override shutdown(): Promise<void> {
@@ -235,7 +271,7 @@ export interface ExportStats {
 export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });
 
 /** Counts what the wrapped exporter delivers and reports each failure. */
-export class CountingExporter implements SpanExporter {
+export class CountingExporter implements SpanExporter, Abandonable {
   constructor(
     private readonly inner: SpanExporter,
     readonly stats: ExportStats,
@@ -269,6 +305,11 @@ export class CountingExporter implements SpanExporter {
 
   forceFlush(): Promise<void> {
     return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+
+  abandonInFlight(): number {
+    const inner = this.inner as Partial<Abandonable>;
+    return inner.abandonInFlight?.() ?? 0;
   }
 }
 

@@ -22,6 +22,7 @@ import {
   createExporters,
   zeroExportStats,
   type ExportStats,
+  StopDeadlineError,
 } from './exporter';
 import {
   createInstrumentations,
@@ -192,6 +193,8 @@ function start(
     (e) =>
       new CountingExporter(e, stats, (error, spans) => {
         if (error) reported.add(error);
+        // The stop path has already said how many spans its deadline cut.
+        if (error instanceof StopDeadlineError) return;
         const d = describeExportError(error);
         logger.warnRateLimited(
           `export:${d.kind}`,
@@ -254,6 +257,7 @@ function start(
     flush: forceFlush,
     shutdown,
     pending: () => statsNow().pending,
+    abandon: () => exporters.forEach((e) => e.abandonInFlight()),
     ended: () => counter.ended,
     timeoutMillis: config.shutdownTimeoutMillis,
     logger,

@@ -7,6 +7,8 @@ export interface StopHooksOptions {
   shutdown(): Promise<void>;
   /** Spans ended but not yet handed to a finished export. */
   pending(): number;
+  /** Ends exports still in flight once the deadline has passed, so they do not hold the process. */
+  abandon(): void;
   /** Spans ended since start; a beforeExit flush runs only when this moved. */
   ended(): number;
   /** The stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); 0 turns the stop flush off. */
@@ -64,6 +66,9 @@ export function installStopHooks(o: StopHooksOptions): () => void {
           `${why}: ${left} span(s) not delivered within the ${o.timeoutMillis} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${Date.now() - started} ms.`,
         );
       }
+      // Past the deadline an export still in flight (a blackholed endpoint) would hold the
+      // process open until its own timeout, after the app's stop handler is done.
+      if (!inTime) o.abandon();
     });
     return flushing;
   };

@@ -345,7 +345,7 @@ test('TLS against a plain-http port: a clear TLS error, not retried; spans flow 
     env: { OTEL_EXPORTER_OTLP_CERTIFICATE: cert?.certFile },
     recover: (f) => f.up(cert),
   });
-  assertHealthy(r, { cause: /TLS failed \(EPROTO: wrong version number\): the port answers in plain http\. Use http:\/\/ in the endpoint, or the endpoint's TLS port/ });
+  assertHealthy(r, { cause: /TLS failed \((EPROTO|ERR_SSL_WRONG_VERSION_NUMBER): wrong version number\): the port answers in plain http\. Use http:\/\/ in the endpoint, or the endpoint's TLS port/ });
   // The plain server saw connections (handshakes) but never a request.
   const plain = r.front.connections.filter((c) => !c.tls);
   assert.ok(plain.length >= 3);
