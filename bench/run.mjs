@@ -99,10 +99,26 @@ async function main() {
   const meta = { ...machine(), date: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
   const stamp = meta.date.replace(/[:]/g, '-');
 
+  const saved = value('report', undefined);
+  const savedJson = saved ? JSON.parse(fs.readFileSync(path.resolve(saved), 'utf8')) : undefined;
+  if (saved && /(^|\/)(outage|scale)-[^/]*\.json$/.test(saved)) {
+    // Re-render a saved --outage or --scale run.
+    const kind = /outage-[^/]*$/.test(saved) ? 'outage' : 'scale';
+    const { outageReport } = await import('./outage.mjs');
+    const { scaleReport } = await import('./scale.mjs');
+    const body = kind === 'outage' ? outageReport(savedJson.result) : scaleReport(savedJson.result);
+    const md = `${header(savedJson.meta, savedJson.command ?? `npm run bench -- --${kind}`, savedJson.result.loads)}\n\n${body}`;
+    process.stdout.write(md + '\n');
+    if (write) replaceBlock(BENCHMARKS, kind, md);
+    return;
+  }
   if (flag('outage')) {
     const { runOutage, outageReport } = await import('./outage.mjs');
     const result = await runOutage(o);
-    fs.writeFileSync(path.join(OUT, `outage-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
+    fs.writeFileSync(
+      path.join(OUT, `outage-${stamp}.json`),
+      JSON.stringify({ meta, o, command: commandLine, result }, null, 2),
+    );
     const md = `${header(meta, commandLine, result.loads)}\n\n${outageReport(result)}`;
     process.stdout.write(md + '\n');
     if (write) replaceBlock(BENCHMARKS, 'outage', md);
@@ -111,7 +127,10 @@ async function main() {
   if (flag('scale')) {
     const { runScale, scaleReport } = await import('./scale.mjs');
     const result = await runScale({ ...o, quick });
-    fs.writeFileSync(path.join(OUT, `scale-${stamp}.json`), JSON.stringify({ meta, o, result }, null, 2));
+    fs.writeFileSync(
+      path.join(OUT, `scale-${stamp}.json`),
+      JSON.stringify({ meta, o, command: commandLine, result }, null, 2),
+    );
     const md = `${header(meta, commandLine, result.loads)}\n\n${scaleReport(result)}`;
     process.stdout.write(md + '\n');
     if (write) replaceBlock(BENCHMARKS, 'scale', md);
@@ -126,9 +145,8 @@ async function main() {
 
   let result;
   let savedCommand;
-  const saved = value('report', undefined);
   if (saved) {
-    const j = JSON.parse(fs.readFileSync(path.resolve(saved), 'utf8'));
+    const j = savedJson;
     ({ result, command: savedCommand } = j);
     Object.assign(meta, j.meta);
     Object.assign(o, j.o);

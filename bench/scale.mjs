@@ -17,7 +17,7 @@ import {
 } from './lib.mjs';
 
 const log = (...a) => process.stderr.write(a.join(' ') + '\n');
-const RATES = [5000, 10000, 20000, 40000, 60000, 80000, 120000];
+const RATES = [5000, 10000, 20000, 40000, 60000, 80000, 100000, 120000];
 
 function forktraceEnv(receiver, extra = {}) {
   return { ...allConfigs(receiver.url).find((c) => c.name === 'forktrace').env, ...extra };
@@ -167,7 +167,7 @@ export function scaleReport(result) {
     '#### Export ceiling: one worker that only makes spans (11 attributes each), receiver answering without decoding',
     '',
     '| target spans/s | made spans/s | dropped (queue full) | worker CPU | CPU µs per span |',
-    '|---|---|---|---|',
+    '|---|---|---|---|---|',
     ...result.steps.map(
       (s) =>
         `| ${s.target} | ${fmt(s.achieved)} | ${s.queueFull} | ${fmt(s.cpu * 100)} % | ${fmt((s.cpu * 1e6) / s.achieved, 1)} |`,
