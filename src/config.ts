@@ -502,9 +502,12 @@ export function resolveConfig(
     const raw = read(env, name);
     if (raw === undefined) continue;
     const list = splitList(raw).map((s) => s.toLowerCase().replace(/^@opentelemetry\/instrumentation-/, ''));
-    const unknown = list.filter((s) => !(INSTRUMENTATIONS as readonly string[]).includes(s));
+    // `none` in the enabled list means none, as an empty list would.
+    const unknown = list.filter(
+      (s) => !(INSTRUMENTATIONS as readonly string[]).includes(s) && !(enable && s === 'none'),
+    );
     if (unknown.length > 0)
-      warnings.push(messages.badEnvValue(name, unknown.join(','), INSTRUMENTATIONS.join(', '), 'ignoring those names'));
+      warnings.push(messages.badEnvValue(name, unknown.join(','), INSTRUMENTATIONS.join(', '), 'the known names only'));
     sources.instrumentations = envSource(name);
     for (const i of INSTRUMENTATIONS) {
       if (enable) instrumentations[i] = list.includes(i) && instrumentations[i];

@@ -213,6 +213,8 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ FORKTRACE_INSTRUMENT_PRIMARY: 'true' }, 'instrumentPrimary', true, null],
     [{ OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'mysql2' }, 'instrumentations', { http: true, express: true, mysql2: false }, null],
     [{ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,@opentelemetry/instrumentation-express' }, 'instrumentations', { http: true, express: true, mysql2: false }, null],
+    [{ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'none' }, 'instrumentations', { http: false, express: false, mysql2: false }, null],
+    [{ OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'redis,mysql2' }, 'instrumentations', { http: true, express: true, mysql2: false }, 'OTEL_NODE_DISABLED_INSTRUMENTATIONS="redis" is not supported; accepted: http, express, mysql2. Using the known names only.'],
   ];
   for (const [env, key, expected, warning] of cases) {
     const c = resolve({ OTEL_SERVICE_NAME: 'x', ...env });
