@@ -49,6 +49,11 @@ export function cleanEnv(extra = {}) {
 }
 
 const started = new Set();
+// A test file that ends without reaching its after() hooks (a failed before(), a timeout) must
+// not leave its apps running: kill what is left, by pid, as the process exits.
+process.once('exit', () => {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 /**
  * Spawns `node ...args` and collects its output. `ready` (a RegExp or a JSON key) resolves
