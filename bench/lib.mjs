@@ -3,17 +3,20 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { cleanEnv } from '../test/helpers.mjs';
+
+// The process and MariaDB helpers are the tests' own: one definition of a clean env, a free port
+// and a reachable database.
+export { cleanEnv, freePort, mysqlReachable, MYSQL_URL } from '../test/helpers.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH = path.join(ROOT, 'bench');
 export const OUT = path.join(ROOT, '.bench-out');
 export const APP = path.join(ROOT, 'examples', 'express-mysql2', 'server.js');
-export const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -28,16 +31,6 @@ export const AUX_CORE = PINNED ? '0' : undefined;
 /** [command, args] running `node ...args`, pinned to `cores` when pinning is possible. */
 export function nodeCommand(args, cores) {
   return cores === undefined ? [process.execPath, args] : ['taskset', ['-c', cores, process.execPath, ...args]];
-}
-
-/** process.env without the developer's own tracing settings, plus `extra`. */
-export function cleanEnv(extra = {}) {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (/^(OTEL_|FORKTRACE_|PM2_|pm2_|NODE_OPTIONS$|NODE_ENV$|NODE_APP_INSTANCE$|pm_id$)/.test(k)) continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
 }
 
 const started = new Set();
@@ -189,34 +182,6 @@ export function memory(pid) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number((s.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm')) ?? [])[1] ?? NaN);
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
-
-/** Whether MariaDB/MySQL answers at MYSQL_URL. */
-export async function mysqlReachable() {
-  const u = new URL(MYSQL_URL);
-  return new Promise((resolve) => {
-    const s = net.connect({ host: u.hostname, port: Number(u.port || 3306) });
-    s.setTimeout(1500);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort() {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 export function median(xs) {
