@@ -24,12 +24,30 @@ before(async () => {
   fs.mkdirSync(path.join(appDir, 'node_modules'));
   fs.symlinkSync(ROOT, path.join(appDir, 'node_modules', 'forktrace'), 'dir');
   fs.symlinkSync(path.join(ROOT, 'node_modules', 'express'), path.join(appDir, 'node_modules', 'express'), 'dir');
+  // npm hoists forktrace's dependencies next to it; the app's own spans use this copy of the API.
+  fs.mkdirSync(path.join(appDir, 'node_modules', '@opentelemetry'));
+  fs.symlinkSync(path.join(ROOT, 'node_modules', '@opentelemetry', 'api'), path.join(appDir, 'node_modules', '@opentelemetry', 'api'), 'dir');
   const server = `
     const server = express().get('/hi', (_req, res) => res.send('hi')).listen(0, '127.0.0.1', () => {
       process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\\n');
     });`;
   fs.writeFileSync(path.join(appDir, 'server.js'), `const express = require('express');${server}`);
   fs.writeFileSync(path.join(appDir, 'server.mjs'), `import express from 'express';${server}`);
+  // The files the preload loaded from node_modules before the app's first line, and a route
+  // whose span is made through the app's own @opentelemetry/api and forktrace's withSpan.
+  fs.writeFileSync(
+    path.join(appDir, 'own-spans.js'),
+    `const preloaded = Object.keys(require.cache).filter((f) => f.includes('node_modules'));
+    const { trace } = require('@opentelemetry/api');
+    const { withSpan } = require('forktrace');
+    const express = require('express');
+    const server = express().get('/order', (_req, res) => {
+      withSpan('price order', () => trace.getTracer('shop').startSpan('read cart').end());
+      res.send('ok');
+    }).listen(0, '127.0.0.1', () => {
+      process.stdout.write(JSON.stringify({ listening: server.address().port, preloaded }) + '\\n');
+    });`,
+  );
   fs.writeFileSync(
     path.join(appDir, 'in-code.js'),
     `const { instrument } = require('forktrace');\nconst tracing = instrument({ serviceName: 'checkout-api' });\nconst express = require('express');${server}`,
@@ -50,6 +68,37 @@ test('npm pack ships dist (JS + types) and package.json, nothing else', () => {
     assert.ok(files.includes(f), `${f} is shipped`);
   }
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('src/') || f.startsWith('examples/')));
+});
+
+// The preload is one bundled file (scripts/bundle.mjs), so that a worker's start does not
+// resolve and compile ~240 module files. What a user checks: it still shares one tracer provider
+// and one context with the app's own @opentelemetry/api and with `require('forktrace')`, which
+// load from node_modules. Expected tree:
+//   GET /order → request handler - /order → price order → read cart
+test('the bundled preload loads no OpenTelemetry file and shares context with the app\'s own API', async () => {
+  receiver.reset();
+  const app = spawnNode(['--require', 'forktrace/register', 'own-spans.js'], {
+    cwd: appDir,
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`, OTEL_BSP_SCHEDULE_DELAY: '50' },
+  });
+  const { listening, preloaded } = await app.ready;
+  const relative = preloaded.map((f) => f.slice(f.lastIndexOf('node_modules') + 'node_modules/'.length)).sort();
+  assert.deepEqual(
+    relative.filter((f) => !f.startsWith('import-in-the-middle/')),
+    ['module-details-from-path/index.js'],
+    'only import-in-the-middle (shared with the ESM loader hook) and its one dependency come from node_modules',
+  );
+  assert.equal((await get(`http://127.0.0.1:${listening}/order`)).status, 200);
+  const spans = await receiver.waitFor((s) => byName(s, 'read cart').length === 1 && byName(s, 'GET /order').length === 1);
+  const [server] = byName(spans, 'GET /order');
+  const [handler] = byName(spans, 'request handler - /order');
+  const [price] = byName(spans, 'price order');
+  const [cart] = byName(spans, 'read cart');
+  assert.equal(handler.parentSpanId, server.spanId);
+  assert.equal(price.parentSpanId, handler.spanId);
+  assert.equal(cart.parentSpanId, price.spanId);
+  assert.equal(cart.traceId, server.traceId);
+  await app.kill('SIGINT');
 });
 
 for (const [label, args, service] of [

@@ -1,0 +1,60 @@
+// Builds the preload (`forktrace/register`, dist/register.js) as one file: the OpenTelemetry
+// packages it needs, bundled. Run by `npm run build` after tsc.
+//
+// Why: a worker's startup is paid at every start and every pm2 reload. Loaded as separate files,
+// the preload resolves, reads and compiles ~240 modules (~80 ms on the bench machine); as one
+// file it loads in about half that, with the same code (BENCHMARKS.md, "Startup and memory").
+// The versions bundled are the exact versions package.json pins, so the bundle and node_modules
+// hold the same code; the rest of the package (`require('forktrace')`, the CLI) loads node_modules.
+//
+// Kept outside the bundle:
+// - import-in-the-middle: the ESM loader hook (register.mjs) and the instrumentations must share
+//   its one module registry, so both load it from node_modules.
+import { build } from 'esbuild';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const entry = path.join(ROOT, 'dist', 'register.js');
+const external = ['import-in-the-middle'];
+
+/** `name@version (license)` of every package with code in the bundle, for its header. */
+function bundledPackages(metafile) {
+  const found = new Map();
+  for (const input of Object.keys(metafile.inputs)) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (!m || found.has(m[1])) continue;
+    const dir = input.slice(0, m.index + m[0].length);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, dir, 'package.json'), 'utf8'));
+    found.set(m[1], `${pkg.name}@${pkg.version} (${pkg.license ?? 'see its package.json'})`);
+  }
+  return [...found.values()].sort();
+}
+
+const result = await build({
+  entryPoints: [entry],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  external,
+  write: false,
+  metafile: true,
+  outfile: entry,
+  logLevel: 'warning',
+});
+
+const header = [
+  '/*',
+  ' * forktrace/register: the CommonJS preload, built by scripts/bundle.mjs from dist/register.js.',
+  ' * It contains code of these packages, under their own licenses (their package.json and',
+  ' * LICENSE files are in node_modules, installed with forktrace):',
+  ...bundledPackages(result.metafile).map((p) => ` *   ${p}`),
+  ` * Loaded from node_modules instead: ${external.join(', ')}.`,
+  ' */',
+  '',
+].join('\n');
+const [out] = result.outputFiles;
+fs.writeFileSync(entry, header + out.text);
+console.log(`bundled ${path.relative(ROOT, entry)}: ${(out.contents.length / 1024).toFixed(0)} KB`);
