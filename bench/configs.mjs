@@ -47,6 +47,20 @@ export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
         OTEL_SERVICE_NAME: 'bench-auto',
       },
     },
+    // The lean floor: NodeTracerProvider + forktrace's batch processor and OTLP exporter, but a
+    // minimal hand-written http/mysql2 hook instead of the upstream instrumentations (bench/floor.cjs).
+    ...[
+      ['floor', 'lean floor (bench/floor.cjs, not forktrace)', {}],
+      ['floor-http', 'lean floor, http hook only (FLOOR_MYSQL=0)', { FLOOR_MYSQL: '0' }],
+      ['floor-nobind', 'lean floor, emitters not bound (FLOOR_BIND=0)', { FLOOR_BIND: '0' }],
+      ['floor-noexport', 'lean floor, spans recorded, not exported (FLOOR_EXPORT=0)', { FLOOR_EXPORT: '0' }],
+      ['floor-unsampled', 'lean floor, hooks only, nothing sampled (FLOOR_SAMPLE=0)', { FLOOR_SAMPLE: '0' }],
+    ].map(([name, label, env]) => ({
+      name,
+      label,
+      preload: ['--require', path.join(BENCH, 'floor.cjs')],
+      env: { ...forktraceEnv, ...env },
+    })),
   ];
   if (baseline) {
     list.push({

@@ -128,7 +128,12 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
   if (config.instrumentations.mysql2) {
     const { MySQL2Instrumentation } =
       require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
-    out.push(new MySQL2Instrumentation({ maskStatement: config.maskDbStatements }));
+    const { Mysql2PoolContextInstrumentation } = require('./mysql2-pool') as typeof import('./mysql2-pool');
+    out.push(
+      new MySQL2Instrumentation({ maskStatement: config.maskDbStatements }),
+      // Without it a busy pool parents query spans under the wrong request; see mysql2-pool.ts.
+      new Mysql2PoolContextInstrumentation(),
+    );
   }
   return out;
 }
