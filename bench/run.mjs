@@ -78,6 +78,12 @@ function buildRef(ref) {
     '-p',
     path.join(dir, 'tsconfig.json'),
   ]);
+  // Built as that commit built it: with its bundled preload, if it had one.
+  if (spawnSync('git', ['cat-file', '-e', `${ref}:scripts/bundle.mjs`], { cwd: ROOT }).status === 0) {
+    fs.mkdirSync(path.join(dir, 'scripts'));
+    fs.writeFileSync(path.join(dir, 'scripts', 'bundle.mjs'), sh('git', ['show', `${ref}:scripts/bundle.mjs`]));
+    sh(process.execPath, [path.join(dir, 'scripts', 'bundle.mjs')]);
+  }
   process.stderr.write(`baseline: ${ref} built into ${path.relative(ROOT, dir)}/dist\n`);
   return path.join(dir, 'dist');
 }

@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const entry = path.join(ROOT, 'dist', 'register.js');
+// The build output to bundle in place: dist/, or another build's (the bench's baselines).
+const entry = path.join(path.resolve(process.argv[2] ?? path.join(ROOT, 'dist')), 'register.js');
 const external = ['import-in-the-middle'];
 
 /** `name@version (license)` of every package with code in the bundle, for its header. */
@@ -34,6 +35,7 @@ function bundledPackages(metafile) {
 
 const result = await build({
   entryPoints: [entry],
+  absWorkingDir: ROOT,
   bundle: true,
   platform: 'node',
   target: 'node20',

@@ -24,14 +24,11 @@ import {
   type ExportStats,
   StopDeadlineError,
 } from './exporter';
-import {
-  createInstrumentations,
-  loadOrderWarning,
-  modulesLoadedTooEarly,
-  QueryRedactingProcessor,
-} from './instrumentations';
+import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks } from './lifecycle';
-import { diagLevel, Logger } from './log';
+import { diagLevel, loadOrderWarning, Logger, statusMessages } from './log';
+
+export { statusMessages } from './log';
 import { pm2Messages, readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
@@ -63,16 +60,6 @@ export interface ForktraceHandle {
 }
 
 /** Lines forktrace prints, exported so that tests can assert them word for word. */
-export const statusMessages = {
-  disabled: 'not instrumented: OTEL_SDK_DISABLED=true.',
-  notInstrumented: (why: string) => `not instrumented: ${why}`,
-  optionsDiffer:
-    "instrument() was called again with different options; the first call's configuration stays in effect.",
-  dropSummary: (s: SpanStats) =>
-    `spans since start: ${s.ended} ended, ${s.delivered} delivered, ${s.dropped} dropped (${s.failed} in failed exports, ${s.queueFull} on a full queue: OTEL_BSP_MAX_QUEUE_SIZE), ${s.pending} pending.`,
-  primaryStandsDown: (pid: number) =>
-    `pid ${pid} is a node:cluster primary: tracing stopped here, workers are traced. Set FORKTRACE_INSTRUMENT_PRIMARY=true to trace the primary too.`,
-} as const;
 
 interface State {
   options: ForktraceOptions | undefined;

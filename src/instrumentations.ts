@@ -1,5 +1,6 @@
-import type { IncomingMessage } from 'node:http';
-import type { Context } from '@opentelemetry/api';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { context, type Context, type Span as ApiSpan } from '@opentelemetry/api';
+import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { ResolvedConfig } from './config';
@@ -71,15 +72,33 @@ export function modulesLoadedTooEarly(
 ): string[] {
   return WATCHED.filter((name) => {
     if (!config.instrumentations[name]) return false;
+    // With no express span, the route is read from express's own request object: load order is moot.
+    if (name === 'express' && config.expressLayers.length === 0) return false;
     const marker = `node_modules/${name}/`;
     return cacheKeys.some((k) => k.replace(/\\/g, '/').includes(marker));
   });
 }
 
-export const loadOrderWarning = (names: string[]) =>
-  `${names.join(' and ')} ${names.length > 1 ? 'were' : 'was'} loaded before forktrace, so ${names.length > 1 ? 'they are' : 'it is'} not traced. ` +
-  'Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register); ' +
-  "under pm2, node_args: ['--require', require.resolve('forktrace/register')] in ecosystem.config.js.";
+/**
+ * `FORKTRACE_EXPRESS_LAYERS=none`: sets `http.route` on the server span from express's `req.route`
+ * (and `req.baseUrl`, the mount path of a nested router) when the response closes, the way
+ * instrumentation-express would (through the request's RPC metadata, which instrumentation-http
+ * reads on 'close' to set `http.route` and name the span `GET /users/:id`). instrumentation-express
+ * wraps every layer of every request even when it makes no span; this costs one listener
+ * (BENCHMARKS.md). A request no route matched (a 404, a response from middleware) has no route.
+ * Registered before instrumentation-http's own 'close' listener, so it runs first.
+ */
+function expressRouteOnClose(_span: Span | ApiSpan, response: IncomingMessage | ServerResponse): void {
+  if (!('req' in response) || typeof response.once !== 'function') return;
+  const rpc = getRPCMetadata(context.active());
+  if (rpc?.type !== RPCType.HTTP) return;
+  response.once('close', () => {
+    const req = response.req as IncomingMessage & { route?: { path?: unknown }; baseUrl?: unknown };
+    const path = req.route?.path;
+    if (typeof path !== 'string') return;
+    rpc.route = (typeof req.baseUrl === 'string' ? req.baseUrl : '') + path;
+  });
+}
 
 /**
  * Creates and enables the instrumentations. They patch modules through require/import hooks, so
@@ -93,6 +112,10 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     const excluded = config.excludedUrls;
     out.push(
       new HttpInstrumentation({
+        // With no express span wanted, the route comes from express's own `req.route` instead of
+        // from instrumentation-express, which is then not loaded at all (see expressRouteOnClose).
+        responseHook:
+          config.instrumentations.express && config.expressLayers.length === 0 ? expressRouteOnClose : undefined,
         ignoreIncomingRequestHook:
           excluded.length === 0
             ? undefined
@@ -105,7 +128,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
       }),
     );
   }
-  if (config.instrumentations.express) {
+  if (config.instrumentations.express && config.expressLayers.length > 0) {
     const express =
       require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
     const all = [

@@ -4,6 +4,7 @@ import { defaultResource, resourceFromAttributes, type Resource } from '@opentel
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Env, ResolvedConfig } from './config';
 import type { Pm2Info } from './pm2';
+import { ATTR_PROCESS_MANAGER, ATTR_WORKER_INDEX } from './types';
 
 // Incubating semantic-convention names are copied rather than imported from
 // '@opentelemetry/semantic-conventions/incubating', as that package advises: the incubating entry
@@ -15,16 +16,6 @@ const ATTR_PROCESS_PID = 'process.pid';
 const ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
 const ATTR_PROCESS_RUNTIME_VERSION = 'process.runtime.version';
 const ATTR_PROCESS_RUNTIME_DESCRIPTION = 'process.runtime.description';
-
-/**
- * forktrace's own resource attributes. `forktrace.worker.index` is the worker's slot: pm2's
- * `NODE_APP_INSTANCE` (0..instances-1, kept across restarts and reloads), else
- * `FORKTRACE_WORKER_INDEX` set by a node:cluster primary, else `cluster.worker.id` (which Node
- * increments when a worker is replaced, so it is not stable across restarts).
- */
-export const ATTR_WORKER_INDEX = 'forktrace.worker.index';
-/** `pm2`, `node:cluster` or `none`: who started this process. */
-export const ATTR_PROCESS_MANAGER = 'forktrace.process_manager';
 
 export interface WorkerIdentity {
   processManager: 'pm2' | 'node:cluster' | 'none';

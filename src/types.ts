@@ -124,3 +124,13 @@ export interface ForktraceOptions {
    */
   shutdownTimeoutMillis?: number;
 }
+
+/**
+ * forktrace's own resource attributes. `forktrace.worker.index` is the worker's slot: pm2's
+ * `NODE_APP_INSTANCE` (0..instances-1, kept across restarts and reloads), else
+ * `FORKTRACE_WORKER_INDEX` set by a node:cluster primary, else `cluster.worker.id` (which Node
+ * increments when a worker is replaced, so it is not stable across restarts).
+ */
+export const ATTR_WORKER_INDEX = 'forktrace.worker.index';
+/** `pm2`, `node:cluster` or `none`: who started this process. */
+export const ATTR_PROCESS_MANAGER = 'forktrace.process_manager';

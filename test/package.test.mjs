@@ -39,13 +39,15 @@ before(async () => {
     path.join(appDir, 'own-spans.js'),
     `const preloaded = Object.keys(require.cache).filter((f) => f.includes('node_modules'));
     const { trace } = require('@opentelemetry/api');
+    const before = new Set(Object.keys(require.cache));
     const { withSpan } = require('forktrace');
+    const byForktrace = Object.keys(require.cache).filter((f) => !before.has(f) && f.includes('node_modules'));
     const express = require('express');
     const server = express().get('/order', (_req, res) => {
       withSpan('price order', () => trace.getTracer('shop').startSpan('read cart').end());
       res.send('ok');
     }).listen(0, '127.0.0.1', () => {
-      process.stdout.write(JSON.stringify({ listening: server.address().port, preloaded }) + '\\n');
+      process.stdout.write(JSON.stringify({ listening: server.address().port, preloaded, byForktrace }) + '\\n');
     });`,
   );
   fs.writeFileSync(
@@ -75,13 +77,15 @@ test('npm pack ships dist (JS + types) and package.json, nothing else', () => {
 // and one context with the app's own @opentelemetry/api and with `require('forktrace')`, which
 // load from node_modules. Expected tree:
 //   GET /order → request handler - /order → price order → read cart
-test('the bundled preload loads no OpenTelemetry file and shares context with the app\'s own API', async () => {
+test('the bundled preload loads no OpenTelemetry file, require(\'forktrace\') adds none, and both share context with the app\'s own API', async () => {
   receiver.reset();
   const app = spawnNode(['--require', 'forktrace/register', 'own-spans.js'], {
     cwd: appDir,
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`, OTEL_BSP_SCHEDULE_DELAY: '50' },
   });
-  const { listening, preloaded } = await app.ready;
+  const { listening, preloaded, byForktrace } = await app.ready;
+  // require('forktrace') next to the preload: the API only, no second SDK from node_modules.
+  assert.deepEqual(byForktrace, []);
   const relative = preloaded.map((f) => f.slice(f.lastIndexOf('node_modules') + 'node_modules/'.length)).sort();
   assert.deepEqual(
     relative.filter((f) => !f.startsWith('import-in-the-middle/')),
