@@ -8,7 +8,8 @@
 //   --profile[=config]   CPU profiles (node --cpu-prof) under load → .bench-out/profiles/, summary on stdout
 //
 //   --rounds N  --duration S  --warmup S  --connections C  --startups N
-//   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, forktrace-baseline
+//   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, forktrace-baseline,
+//                        and the lean floor (bench/floor.cjs): floor, floor-http, floor-nobind, floor-noexport, floor-unsampled
 //   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable)
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
 //   --baseline-ref REF   build git REF's src/ into .bench-out/baseline-REF/dist and use it as --baseline
@@ -41,9 +42,12 @@ const o = {
   warmup: Number(value('warmup', quick ? 1 : 2)),
   connections: Number(value('connections', 16)),
   startups: Number(value('startups', quick ? 3 : ladder ? 0 : 10)),
-  configs: String(value('configs', ladder ? 'untraced,forktrace,forktrace-nolayers' : DEFAULT_CONFIGS.join(','))).split(
-    ',',
-  ),
+  configs: String(
+    value(
+      'configs',
+      ladder ? 'untraced,forktrace,forktrace-nolayers,floor,floor-http,floor-unsampled' : DEFAULT_CONFIGS.join(','),
+    ),
+  ).split(','),
   baseline: value('baseline', undefined),
   outageSeconds: Number(value('outage-seconds', 60)),
   variants: [
@@ -173,7 +177,9 @@ async function main() {
   }
   if (!saved)
     fs.writeFileSync(path.join(OUT, `compare-${stamp}.json`), JSON.stringify({ meta, o, command, result }, null, 2));
-  const traced = ['forktrace', 'forktrace-nolayers', 'forktrace-baseline'].filter((n) => o.configs.includes(n));
+  const traced = ['forktrace', 'forktrace-nolayers', 'forktrace-baseline', 'floor'].filter((n) =>
+    o.configs.includes(n),
+  );
   const md = [
     header(meta, command, result.loads),
     '',
