@@ -81,9 +81,11 @@ const rotate = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
 export async function runCompare(o) {
   const receiver = await startReceiverProcess();
   try {
-    const configs = allConfigs(receiver.url, { baseline: o.baseline, variants: o.variants }).filter((c) =>
-      o.configs.includes(c.name),
-    );
+    const configs = allConfigs(receiver.url, {
+      baseline: o.baseline,
+      baselineEnv: o.baselineEnv,
+      variants: o.variants,
+    }).filter((c) => o.configs.includes(c.name));
     const loads = [`start ${loadAverage()}`];
     log(`startup: ${o.startups} starts × ${configs.length} configurations`);
     const starts = await startups(configs, o.startups);

@@ -7,8 +7,10 @@ import { APP, BENCH, ROOT } from './lib.mjs';
  * @param receiverUrl the bench receiver's traces URL (http://127.0.0.1:PORT/v1/traces)
  * @param baseline a folder holding another forktrace build (its register.js), compared as
  *   `forktrace-baseline`: the "before" of a before/after row.
+ * @param baselineEnv extra environment for that build ("K=V;K=V"), e.g. to compare one setting
+ *   before and after a change.
  */
-export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
+export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants = [] } = {}) {
   const origin = new URL(receiverUrl).origin;
   const forktraceEnv = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiverUrl, OTEL_SERVICE_NAME: 'bench' };
   const list = [
@@ -63,22 +65,19 @@ export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
     })),
   ];
   if (baseline) {
+    const extra = parseEnv(baselineEnv);
+    const shown = Object.entries(extra).map(([k, x]) => `, ${k}=${x}`);
     list.push({
       name: 'forktrace-baseline',
-      label: `forktrace before (${path.basename(path.dirname(path.resolve(ROOT, baseline))).replace(/^baseline-/, '')})`,
+      label: `forktrace before (${path.basename(path.dirname(path.resolve(ROOT, baseline))).replace(/^baseline-/, '')}${shown.join('')})`,
       preload: ['--require', path.join(path.resolve(ROOT, baseline), 'register.js')],
-      env: forktraceEnv,
+      env: { ...forktraceEnv, ...extra },
     });
   }
   // Ad-hoc variants of forktrace for experiments: "name:KEY=VALUE;KEY=VALUE".
   for (const v of variants) {
     const [name, spec = ''] = v.split(/:(.*)/s);
-    const env = Object.fromEntries(
-      spec
-        .split(';')
-        .filter(Boolean)
-        .map((kv) => kv.split(/=(.*)/s).slice(0, 2)),
-    );
+    const env = parseEnv(spec);
     list.push({
       name,
       label: `forktrace, ${Object.entries(env)
@@ -90,6 +89,16 @@ export function allConfigs(receiverUrl, { baseline, variants = [] } = {}) {
   }
   for (const c of list) c.args = [...c.preload, APP];
   return list;
+}
+
+/** "K=V;K=V" → { K: V, … }. */
+function parseEnv(spec) {
+  return Object.fromEntries(
+    spec
+      .split(';')
+      .filter(Boolean)
+      .map((kv) => kv.split(/=(.*)/s).slice(0, 2)),
+  );
 }
 
 export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'handbuilt', 'auto'];

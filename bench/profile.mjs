@@ -80,9 +80,11 @@ export async function runProfile(o) {
   const dir = path.join(OUT, 'profiles', `${name}${startupOnly ? '-startup' : ''}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
   try {
-    const config = allConfigs(receiver.url, { baseline: o.baseline, variants: o.variants }).find(
-      (c) => c.name === name,
-    );
+    const config = allConfigs(receiver.url, {
+      baseline: o.baseline,
+      baselineEnv: o.baselineEnv,
+      variants: o.variants,
+    }).find((c) => c.name === name);
     if (!config) throw new Error(`unknown configuration ${name}`);
     const app = spawnNode(['--cpu-prof', `--cpu-prof-dir=${dir}`, ...config.args], {
       // The app's own SIGTERM handler lets Node exit normally, which is when the profile is written.

@@ -13,6 +13,7 @@
 //   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable)
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
 //   --baseline-ref REF   build git REF's src/ into .bench-out/baseline-REF/dist and use it as --baseline
+//   --baseline-env 'K=V;K=V'  extra environment for the baseline (the same setting before and after)
 //   --no-write           leave BENCHMARKS.md alone
 //   --report FILE        re-render a saved .bench-out/compare-*.json into BENCHMARKS.md (no run)
 //   --outage-seconds S   length of each outage phase (default 60)
@@ -49,6 +50,7 @@ const o = {
     ),
   ).split(','),
   baseline: value('baseline', undefined),
+  baselineEnv: value('baseline-env', ''),
   outageSeconds: Number(value('outage-seconds', 60)),
   variants: [
     ...(ladder ? LADDER_VARIANTS : []),

@@ -1,6 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { context, type Context, type Span as ApiSpan } from '@opentelemetry/api';
-import { getRPCMetadata, RPCType } from '@opentelemetry/core';
+import type { IncomingMessage } from 'node:http';
+import type { Context } from '@opentelemetry/api';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { ResolvedConfig } from './config';
@@ -72,31 +71,8 @@ export function modulesLoadedTooEarly(
 ): string[] {
   return WATCHED.filter((name) => {
     if (!config.instrumentations[name]) return false;
-    // With no express span, the route is read from express's own request object: load order is moot.
-    if (name === 'express' && config.expressLayers.length === 0) return false;
     const marker = `node_modules/${name}/`;
     return cacheKeys.some((k) => k.replace(/\\/g, '/').includes(marker));
-  });
-}
-
-/**
- * `FORKTRACE_EXPRESS_LAYERS=none`: sets `http.route` on the server span from express's `req.route`
- * (and `req.baseUrl`, the mount path of a nested router) when the response closes, the way
- * instrumentation-express would (through the request's RPC metadata, which instrumentation-http
- * reads on 'close' to set `http.route` and name the span `GET /users/:id`). instrumentation-express
- * wraps every layer of every request even when it makes no span; this costs one listener
- * (BENCHMARKS.md). A request no route matched (a 404, a response from middleware) has no route.
- * Registered before instrumentation-http's own 'close' listener, so it runs first.
- */
-function expressRouteOnClose(_span: Span | ApiSpan, response: IncomingMessage | ServerResponse): void {
-  if (!('req' in response) || typeof response.once !== 'function') return;
-  const rpc = getRPCMetadata(context.active());
-  if (rpc?.type !== RPCType.HTTP) return;
-  response.once('close', () => {
-    const req = response.req as IncomingMessage & { route?: { path?: unknown }; baseUrl?: unknown };
-    const path = req.route?.path;
-    if (typeof path !== 'string') return;
-    rpc.route = (typeof req.baseUrl === 'string' ? req.baseUrl : '') + path;
   });
 }
 
@@ -112,10 +88,6 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     const excluded = config.excludedUrls;
     out.push(
       new HttpInstrumentation({
-        // With no express span wanted, the route comes from express's own `req.route` instead of
-        // from instrumentation-express, which is then not loaded at all (see expressRouteOnClose).
-        responseHook:
-          config.instrumentations.express && config.expressLayers.length === 0 ? expressRouteOnClose : undefined,
         ignoreIncomingRequestHook:
           excluded.length === 0
             ? undefined
@@ -128,7 +100,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
       }),
     );
   }
-  if (config.instrumentations.express && config.expressLayers.length > 0) {
+  if (config.instrumentations.express) {
     const express =
       require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
     const all = [

@@ -1,12 +1,11 @@
 // http.route and the server span's name, with the express handler span (the default) and without
-// it (FORKTRACE_EXPRESS_LAYERS=none: instrumentation-express is not loaded; forktrace reads the
-// route from express's own request object, src/instrumentations.ts expressRouteOnClose).
+// it (FORKTRACE_EXPRESS_LAYERS=none: instrumentation-express still sets the route on the server
+// span through the request's RPC metadata, but makes no span).
 // A user checks the same three things in both modes:
 //   GET /api/items/7  → server span "GET /api/items/:id", http.route = /api/items/:id (nested router)
 //   GET /plain        → "GET /plain", http.route = /plain
 //   GET /missing      → 404, span "GET", no http.route (no route matched)
-// Not covered: routes given as regular expressions or arrays (instrumentation-express joins
-// them; forktrace's own reader leaves http.route unset for them).
+// Not covered: routes given as regular expressions or arrays.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
