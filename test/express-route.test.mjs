@@ -6,31 +6,21 @@
 //   GET /plain        → "GET /plain", http.route = /plain
 //   GET /missing      → 404, span "GET", no http.route (no route matched)
 // Not covered: routes given as regular expressions or arrays.
-import { test, after, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
-import { REGISTER_CJS, ROOT, get, killStarted, spawnNode, SERVER } from './helpers.mjs';
-
-const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+import { REGISTER_CJS, ROOT, get, receiverForThisFile, spawnNode, SERVER } from './helpers.mjs';
 const APP = path.join(ROOT, 'test', 'fixtures', 'nested-routes.js');
 const EXPRESS_SCOPE = '@opentelemetry/instrumentation-express';
 
-let receiver;
-before(async () => {
-  receiver = await startReceiver();
-});
-after(async () => {
-  await killStarted();
-  await receiver.close();
-});
+const rx = receiverForThisFile();
 
 for (const [mode, env, expressSpans] of [
   ['defaults', {}, 1],
   ['FORKTRACE_EXPRESS_LAYERS=none', { FORKTRACE_EXPRESS_LAYERS: 'none' }, 0],
 ]) {
   test(`${mode}: http.route and span names, nested router included; ${expressSpans} express span per matched request`, async () => {
+    const { receiver } = rx;
     receiver.reset();
     const app = spawnNode(['--require', REGISTER_CJS, APP], {
       env: { OTEL_SERVICE_NAME: 'routes', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50', ...env },

@@ -5,6 +5,8 @@ import * as net from 'node:net';
 import * as http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { after, before } from 'node:test';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST = path.join(ROOT, 'dist');
@@ -155,3 +157,20 @@ export const childrenOf = (spans, parent) => spans.filter((s) => s.parentSpanId 
 export const SERVER = 2;
 export const CLIENT = 3;
 export const INTERNAL = 1;
+
+/**
+ * For a test file that sends its apps' spans to one receiver: starts it before the file's tests
+ * (`.receiver` once they run) and, after them, kills the apps the file started and closes it.
+ */
+export function receiverForThisFile() {
+  const box = { receiver: undefined };
+  before(async () => {
+    const { startReceiver } = createRequire(import.meta.url)('../dist/receiver.js');
+    box.receiver = await startReceiver();
+  });
+  after(async () => {
+    await killStarted();
+    await box.receiver?.close();
+  });
+  return box;
+}

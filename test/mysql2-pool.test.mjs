@@ -9,27 +9,18 @@
 //   └─ request handler - <route>    express
 //      └─ SELECT                    mysql2 (callback API on a pooled connection | promise pool.query)
 // Not covered: PoolCluster (it takes connections through the same Pool.getConnection).
-import { test, after, before } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
-import { EXAMPLE, REGISTER_CJS, REGISTER_ESM, get, killStarted, mysqlReachable, spawnNode, SERVER, CLIENT } from './helpers.mjs';
-
-const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+import { EXAMPLE, REGISTER_CJS, REGISTER_ESM, get, mysqlReachable, receiverForThisFile, spawnNode, SERVER, CLIENT } from './helpers.mjs';
 
 const REQUESTS = 400;
 const IN_FLIGHT = 16;
 
-let receiver;
+const rx = receiverForThisFile();
 let dbUp;
 before(async () => {
-  receiver = await startReceiver();
   dbUp = await mysqlReachable();
-});
-after(async () => {
-  await killStarted();
-  await receiver.close();
 });
 
 for (const [name, args] of [
@@ -38,6 +29,7 @@ for (const [name, args] of [
 ]) {
   test(`${name}: ${REQUESTS} requests, ${IN_FLIGHT} at a time on a pool of 4: every query span is in its own request's trace`, async (t) => {
     if (!dbUp) return t.skip('MySQL not reachable at MYSQL_URL');
+    const { receiver } = rx;
     receiver.reset();
     const app = spawnNode(args, {
       cwd: EXAMPLE,
