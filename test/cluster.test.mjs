@@ -13,26 +13,16 @@
 // one worker (flush, then it ends by SIGTERM and the primary replaces it in the same slot), then
 // SIGTERM to the primary, which disconnects its workers (forktrace flushes on 'disconnect').
 // Not covered: FORKTRACE_INSTRUMENT_PRIMARY=true (config.test.mjs covers the setting).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
-import { REGISTER_CJS, ROOT, SERVER, childrenOf, freePort, killStarted, spawnNode } from './helpers.mjs';
+import { REGISTER_CJS, ROOT, SERVER, childrenOf, freePort, spawnNode, receiverForThisFile } from './helpers.mjs';
 import { burst } from './pm2-helpers.mjs';
 
-const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
 
 const PRIMARY = path.join(ROOT, 'examples', 'cluster', 'primary.js');
 
-let receiver;
-before(async () => {
-  receiver = await startReceiver();
-});
-after(async () => {
-  await killStarted();
-  await receiver.close();
-});
+const receiver = receiverForThisFile();
 
 /** Resolves with the lines so far once `pred(lines)` holds; the app prints JSON lines. */
 async function lines(app, pred, ms = 15_000) {

@@ -13,14 +13,13 @@ import { REGISTER_CJS, ROOT, get, receiverForThisFile, spawnNode, SERVER } from 
 const APP = path.join(ROOT, 'test', 'fixtures', 'nested-routes.js');
 const EXPRESS_SCOPE = '@opentelemetry/instrumentation-express';
 
-const rx = receiverForThisFile();
+const receiver = receiverForThisFile();
 
 for (const [mode, env, expressSpans] of [
   ['defaults', {}, 1],
   ['FORKTRACE_EXPRESS_LAYERS=none', { FORKTRACE_EXPRESS_LAYERS: 'none' }, 0],
 ]) {
   test(`${mode}: http.route and span names, nested router included; ${expressSpans} express span per matched request`, async () => {
-    const { receiver } = rx;
     receiver.reset();
     const app = spawnNode(['--require', REGISTER_CJS, APP], {
       env: { OTEL_SERVICE_NAME: 'routes', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50', ...env },

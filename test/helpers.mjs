@@ -160,17 +160,27 @@ export const INTERNAL = 1;
 
 /**
  * For a test file that sends its apps' spans to one receiver: starts it before the file's tests
- * (`.receiver` once they run) and, after them, kills the apps the file started and closes it.
+ * and, after them, kills the apps the file started and closes it. The returned object stands for
+ * the receiver once the tests run (`receiver.url`, `.reset()`, `.waitFor()`, …).
  */
 export function receiverForThisFile() {
-  const box = { receiver: undefined };
+  let started;
   before(async () => {
     const { startReceiver } = createRequire(import.meta.url)('../dist/receiver.js');
-    box.receiver = await startReceiver();
+    started = await startReceiver();
   });
   after(async () => {
     await killStarted();
-    await box.receiver?.close();
+    await started?.close();
   });
-  return box;
+  return new Proxy(
+    {},
+    {
+      get(_target, key) {
+        if (started === undefined) throw new Error('the receiver starts in before(); use it inside a test');
+        const value = started[key];
+        return typeof value === 'function' ? value.bind(started) : value;
+      },
+    },
+  );
 }

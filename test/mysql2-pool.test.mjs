@@ -17,7 +17,7 @@ import { EXAMPLE, REGISTER_CJS, REGISTER_ESM, get, mysqlReachable, receiverForTh
 const REQUESTS = 400;
 const IN_FLIGHT = 16;
 
-const rx = receiverForThisFile();
+const receiver = receiverForThisFile();
 let dbUp;
 before(async () => {
   dbUp = await mysqlReachable();
@@ -29,7 +29,6 @@ for (const [name, args] of [
 ]) {
   test(`${name}: ${REQUESTS} requests, ${IN_FLIGHT} at a time on a pool of 4: every query span is in its own request's trace`, async (t) => {
     if (!dbUp) return t.skip('MySQL not reachable at MYSQL_URL');
-    const { receiver } = rx;
     receiver.reset();
     const app = spawnNode(args, {
       cwd: EXAMPLE,

@@ -1,9 +1,8 @@
 // Context across processes: a two-service hop over http (instrumented on both sides), and the
 // manual inject/extract helpers over a carrier nothing instruments (a child process's IPC channel).
-import { test, after, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import {
   DIST,
   EXAMPLE,
@@ -12,24 +11,15 @@ import {
   byName,
   childrenOf,
   get,
-  killStarted,
   spawnNode,
   SERVER,
   CLIENT,
   INTERNAL,
+  receiverForThisFile,
 } from './helpers.mjs';
 
-const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
 
-let receiver;
-before(async () => {
-  receiver = await startReceiver();
-});
-after(async () => {
-  await killStarted();
-  await receiver.close();
-});
+const receiver = receiverForThisFile();
 
 const exportEnv = () => ({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50', PORT: '0' });
 

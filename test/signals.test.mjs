@@ -10,13 +10,13 @@
 // only arrive through the stop path under test. Each /hello is one trace:
 //   GET /hello → request handler - /hello
 // Not covered: SIGHUP and other signals (forktrace does not listen to them; Node's default applies).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { EXAMPLE, REGISTER_CJS, SERVER, cleanEnv, get, killStarted, spawnNode } from './helpers.mjs';
+import { EXAMPLE, REGISTER_CJS, SERVER, cleanEnv, get, spawnNode, receiverForThisFile } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/receiver.js');
@@ -25,14 +25,7 @@ const SERVER_JS = path.join(EXAMPLE, 'server.js');
 const DEADLINE_MS = 1000; // forktrace's default FORKTRACE_SHUTDOWN_TIMEOUT_MS
 const MARGIN_MS = 500;
 
-let receiver;
-before(async () => {
-  receiver = await startReceiver();
-});
-after(async () => {
-  await killStarted();
-  await receiver.close();
-});
+const receiver = receiverForThisFile();
 
 const servers = (spans, query) => spans.filter((s) => s.kind === SERVER && s.attributes['url.query'] === query);
 
