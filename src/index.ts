@@ -15,11 +15,16 @@ export type { WithSpanOptions } from './api';
 export { ATTR_WORKER_INDEX, ATTR_PROCESS_MANAGER } from './types';
 
 /**
- * Starts tracing in this process and returns its handle; see README "Use it in your app".
- * The SDK is loaded on the first call, not by `require('forktrace')`: an app traced through the
- * preload (`--require forktrace/register`, one bundled file) that requires forktrace for
- * `withSpan` loads only the API, not a second copy of the SDK.
+ * Starts tracing in this process: synchronously, so that modules loaded after it returns are
+ * traced. Call it before express and mysql2 are loaded, or use the preload
+ * (`node --require forktrace/register`).
+ *
+ * Idempotent: a second call returns the first handle. A wrong option throws a TypeError or
+ * RangeError naming it; anything else that goes wrong leaves a no-op handle and one
+ * "not instrumented: …" line, and the app runs on.
  */
 export function instrument(options?: ForktraceOptions): ForktraceHandle {
+  // The SDK is loaded here, on the first call, and not by `require('forktrace')`: an app traced
+  // through the preload (one bundled file) that requires forktrace for `withSpan` loads only the API.
   return (require('./instrument') as typeof import('./instrument')).instrument(options);
 }

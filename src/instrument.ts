@@ -27,8 +27,6 @@ import {
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks } from './lifecycle';
 import { diagLevel, loadOrderWarning, Logger, statusMessages } from './log';
-
-export { statusMessages } from './log';
 import { pm2Messages, readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
@@ -58,8 +56,6 @@ export interface ForktraceHandle {
   /** Span counts since start. */
   stats(): SpanStats;
 }
-
-/** Lines forktrace prints, exported so that tests can assert them word for word. */
 
 interface State {
   options: ForktraceOptions | undefined;
