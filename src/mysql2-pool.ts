@@ -8,6 +8,9 @@ import {
 /** Marks a callback already bound to its caller's context, so a re-queued one is not wrapped twice. */
 const BOUND = Symbol('forktrace.mysql2.boundCallback');
 
+/** The mysql2 versions instrumentation-mysql2 0.69 supports. */
+const SUPPORTED = ['>=1.4.2 <4'];
+
 type GetConnection = (this: unknown, cb?: unknown, ...rest: unknown[]) => unknown;
 interface PoolPrototype {
   getConnection: GetConnection;
@@ -36,10 +39,10 @@ export class Mysql2PoolContextInstrumentation extends InstrumentationBase {
 
   protected init() {
     return [
-      new InstrumentationNodeModuleDefinition('mysql2', ['>=1.4.2 <4'], undefined, undefined, [
+      new InstrumentationNodeModuleDefinition('mysql2', SUPPORTED, undefined, undefined, [
         new InstrumentationNodeModuleFile(
           'mysql2/lib/pool.js',
-          ['>=1.4.2 <4'],
+          SUPPORTED,
           (Pool: { prototype?: object } | undefined) => {
             const owner = ownerOf(Pool?.prototype, 'getConnection');
             if (owner) this._wrap(owner, 'getConnection', bindCallbackToCaller);
