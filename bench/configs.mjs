@@ -49,7 +49,7 @@ export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants =
         OTEL_SERVICE_NAME: 'bench-auto',
       },
     },
-    // The lean floor: NodeTracerProvider + forktrace's batch processor and OTLP exporter, but a
+    // The lean floor: the SDK TracerProvider + forktrace's batch processor and OTLP exporter, but a
     // minimal hand-written http/mysql2 hook instead of the upstream instrumentations (bench/floor.cjs).
     ...[
       ['floor', 'lean floor (bench/floor.cjs, not forktrace)', {}],

@@ -3,7 +3,7 @@
 // on, to learn whether the throughput targets are reachable at all with the OpenTelemetry SDK.
 // Bench-only, not product code. Loaded with: node --require ./bench/floor.cjs server.js
 //
-// Same SDK and export path as forktrace: NodeTracerProvider (AsyncLocalStorage context manager,
+// Same SDK and export path as forktrace: sdk-trace's TracerProvider (AsyncLocalStorage context manager,
 // W3C propagator, ParentBased(AlwaysOn) sampler), forktrace's resource, its OTLP/HTTP protobuf
 // exporter with gzip and its BatchSpanProcessor (dist/exporter.js), endpoint from
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT. Instead of instrumentation-http/-express/-mysql2, two
@@ -21,8 +21,9 @@ const http = require('node:http');
 const Module = require('node:module');
 const path = require('node:path');
 const api = require('@opentelemetry/api');
-const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
-const { AlwaysOffSampler } = require('@opentelemetry/sdk-trace-base');
+const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+const { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } = require('@opentelemetry/core');
+const { AlwaysOffSampler, TracerProvider } = require('@opentelemetry/sdk-trace');
 const { resolveConfig, defaultHostFacts } = require('../dist/config.js');
 const { createExporters, countingBatchProcessor, zeroExportStats } = require('../dist/exporter.js');
 const { buildResource, workerIdentity } = require('../dist/resource.js');
@@ -38,12 +39,16 @@ const SAMPLE = on('FLOOR_SAMPLE');
 // ---- provider and export: forktrace's own parts -------------------------------------------------
 const config = resolveConfig(undefined, process.env, defaultHostFacts());
 const stats = zeroExportStats();
-const provider = new NodeTracerProvider({
+const provider = new TracerProvider({
   resource: buildResource(config, workerIdentity(process.env, undefined, undefined)),
   ...(SAMPLE ? {} : { sampler: new AlwaysOffSampler() }),
   spanProcessors: EXPORT ? createExporters(config).map((e) => countingBatchProcessor(e, config.batch, stats)) : [],
 });
-provider.register();
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+propagation.setGlobalPropagator(
+  new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+);
+trace.setGlobalTracerProvider(provider);
 const tracer = provider.getTracer('forktrace-floor', '0.0.0');
 
 process.once('SIGTERM', () => {

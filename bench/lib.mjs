@@ -230,8 +230,7 @@ export function machine() {
     forktrace: `${own.version}${commit ? ` (${commit}${dirty ? ', src modified' : ''})` : ''}`,
     versions: Object.fromEntries(
       [
-        '@opentelemetry/sdk-trace-node',
-        '@opentelemetry/sdk-trace-base',
+        '@opentelemetry/sdk-trace',
         '@opentelemetry/exporter-trace-otlp-proto',
         '@opentelemetry/instrumentation-http',
         '@opentelemetry/instrumentation-express',

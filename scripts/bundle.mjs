@@ -12,6 +12,7 @@
 //   its one module registry, so both load it from node_modules.
 import { build } from 'esbuild';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +20,32 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // The build output to bundle in place: dist/, or another build's (the bench's baselines).
 const entry = path.join(path.resolve(process.argv[2] ?? path.join(ROOT, 'dist')), 'register.js');
 const external = ['import-in-the-middle'];
+
+// dist/trace-transformer.js requires two files of otlp-transformer by a path computed at run time
+// (the package's `exports` map allows only its index, which also loads sdk-metrics). esbuild cannot
+// follow a computed path, so the bundle gets the same two files as static requires.
+const traceTransformer = {
+  name: 'trace-transformer',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]trace-transformer$/ }, () => ({
+      path: 'dist/trace-transformer.js',
+      namespace: 'trace-transformer',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'trace-transformer' }, () => {
+      const req = createRequire(entry);
+      const { TRACE_TRANSFORMER_FILES: files } = req('./trace-transformer.js');
+      const dist = path.dirname(req.resolve('@opentelemetry/otlp-transformer'));
+      const file = (parts) => JSON.stringify(path.join(dist, ...parts));
+      return {
+        resolveDir: ROOT,
+        contents: [
+          `exports.ProtobufTraceSerializer = require(${file(files.serializer)}).ProtobufTraceSerializer;`,
+          `exports.TraceExporterMetricsHelper = require(${file(files.metricsHelper)}).TraceExporterMetricsHelper;`,
+        ].join('\n'),
+      };
+    });
+  },
+};
 
 /** `name@version (license)` of every package with code in the bundle, for its header. */
 function bundledPackages(metafile) {
@@ -38,7 +65,8 @@ const result = await build({
   absWorkingDir: ROOT,
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node22',
+  plugins: [traceTransformer],
   format: 'cjs',
   external,
   write: false,

@@ -2,6 +2,7 @@
  * Turns an export failure into one plain sentence: what happened and the likely fix. Shared by
  * the exporter's warnings and `forktrace check`.
  */
+import { UPSTREAM_TEXT } from './upstream';
 
 export interface Diagnosis {
   /** A stable short name, used for rate limiting and in `check --json`. */
@@ -150,13 +151,13 @@ export function describeExportError(error: unknown, url?: string): Diagnosis {
     }
     return { kind: code.toLowerCase(), text: `${code}: ${message}` };
   }
-  if (message === 'Concurrent export limit reached') {
+  if (message === UPSTREAM_TEXT.concurrentLimit) {
     return {
       kind: 'backlog',
       text: 'too many exports already in flight: the endpoint answers slower than the app makes spans',
     };
   }
-  if (message === 'Timeout') {
+  if (message === UPSTREAM_TEXT.batchTimeout) {
     // The batch processor's own limit (sdk-trace BatchSpanProcessorBase), not the exporter's.
     return {
       kind: 'timeout',

@@ -5,25 +5,16 @@ import { createNoopMeter, type Counter, type Meter, type MeterProvider } from '@
 import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
-// The trace parts only: the package index also loads the metrics and logs serializers and, with
-// them, @opentelemetry/sdk-metrics (about 80 modules, ~10 ms of every worker's startup).
-import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer/build/src/trace';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf';
 import {
   BatchSpanProcessor,
   ConsoleSpanExporter,
-  type BufferConfig,
+  type BatchSpanProcessorOptions,
   type ReadableSpan,
   type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
+} from '@opentelemetry/sdk-trace';
 import type { BatchConfig, ResolvedConfig } from './config';
-
-/**
- * The error otlp-exporter-base gives when an export ran out of retries (or time) on a retryable
- * answer (429, 502, 503, 504). It carries no status code, so the exporter below replaces it with
- * a {@link RetriesExhaustedError} naming the last status it saw.
- */
-const RETRYABLE_GAVE_UP = 'Export failed with retryable status';
+import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
+import { UPSTREAM_TEXT } from './upstream';
 
 /** An export that got only retryable HTTP answers until its time ran out. */
 export class RetriesExhaustedError extends Error {
@@ -39,9 +30,6 @@ export class RetriesExhaustedError extends Error {
     this.name = 'RetriesExhaustedError';
   }
 }
-
-/** upstream's error when an attempt got no answer within the timeout (http-transport-utils.js). */
-const TIMED_OUT = 'Request timed out';
 
 /** An export whose last attempt got no answer within the export timeout. */
 export class ExportTimeoutError extends Error {
@@ -173,11 +161,12 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
   /** Upstream's errors, with what the exporter knows added: the last status, the timeout. */
   private explain(e: Error): Error {
     const timeout = this.config.timeoutMillis;
-    if (e instanceof OTLPExporterError && e.code === undefined && e.message === RETRYABLE_GAVE_UP) {
+    // Upstream's error for retries run out on a 429/502/503/504 carries no status code.
+    if (e instanceof OTLPExporterError && e.code === undefined && e.message === UPSTREAM_TEXT.retryableGaveUp) {
       if (this.wire.lastStatus !== undefined)
         return new RetriesExhaustedError(this.wire.lastStatus, this.wire.lastRetryAfter, timeout);
     }
-    if (e.message === TIMED_OUT && !('code' in e)) return new ExportTimeoutError(timeout);
+    if (e.message === UPSTREAM_TEXT.requestTimedOut && !('code' in e)) return new ExportTimeoutError(timeout);
     return e;
   }
 
@@ -337,24 +326,24 @@ export function queueDropCounter(stats: ExportStats): MeterProvider {
 
 /**
  * The SDK's BatchSpanProcessor for `exporter`, with spans it drops on a full queue counted in
- * `stats`. Its BufferConfig type lacks the (experimental) `selfObsMeterProvider` option that its
- * constructor passes on to the processor.
+ * `stats` through its (experimental) `selfObsMeterProvider` option.
  */
 export function countingBatchProcessor(
   exporter: SpanExporter,
   batch: BatchConfig,
   stats: ExportStats,
 ): BatchSpanProcessor {
-  const options: BufferConfig & { selfObsMeterProvider: MeterProvider } = {
+  const options: BatchSpanProcessorOptions = {
     ...batch,
+    exporter,
     selfObsMeterProvider: queueDropCounter(stats),
   };
-  const processor = new BatchSpanProcessor(exporter, options);
+  const processor = new BatchSpanProcessor(options);
   oneExportAtATime(processor);
   return processor;
 }
 
-/** The parts of sdk-trace 2.12's BatchSpanProcessorBase that {@link oneExportAtATime} replaces or uses. */
+/** The parts of sdk-trace 3.1's BatchSpanProcessorBase that {@link oneExportAtATime} replaces or uses. */
 interface BatchInternals {
   _isExporting: boolean;
   _finishedSpans: unknown[];
@@ -369,7 +358,7 @@ interface BatchInternals {
 /**
  * Keeps the batch processor at one export at a time after failed exports too, as the spec asks
  * ("Export() will never be called concurrently for the same exporter instance", trace/sdk.md).
- * Upstream's `_maybeStartTimer` (sdk-trace 2.12 BatchSpanProcessorBase) starts the next batch in
+ * Upstream's `_maybeStartTimer` (sdk-trace 3.1 BatchSpanProcessorBase, unchanged since 2.x) starts the next batch in
  * `.finally()`, then its `.catch()` runs and clears `_isExporting` under that new export, so
  * every failed export lets one more start alongside: while an endpoint refuses connections the
  * exports in flight grow to the exporter's limit of 30, holding 30 batches of spans. Measured

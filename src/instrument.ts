@@ -1,19 +1,25 @@
 import cluster from 'node:cluster';
 import { isDeepStrictEqual } from 'node:util';
 import { context, diag, propagation, trace, type Context } from '@opentelemetry/api';
-import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import {
+  CompositePropagator,
+  setGlobalErrorHandler,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
+  TracerProvider,
   type ReadableSpan,
   type Sampler,
   type Span,
   type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+} from '@opentelemetry/sdk-trace';
 import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
 import { describeExportError } from './diagnose';
 import {
@@ -116,6 +122,18 @@ class EndCounter implements SpanProcessor {
 }
 
 /**
+ * Makes `provider` the process's tracer provider, with the context manager and propagators a Node
+ * server needs. sdk-trace 3.x has no NodeTracerProvider.register(); this is what it did.
+ */
+function registerGlobals(provider: TracerProvider): void {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+  trace.setGlobalTracerProvider(provider);
+}
+
+/**
  * Starts tracing in this process: synchronously, so that modules loaded after it returns are
  * traced. Call it before express and mysql2 are loaded, or use the preload
  * (`node --require forktrace/register`).
@@ -194,7 +212,7 @@ function start(
   });
 
   const counter = new EndCounter();
-  const provider = new NodeTracerProvider({
+  const provider = new TracerProvider({
     resource: buildResource(config, worker),
     sampler: sampler(config),
     spanProcessors: [
@@ -203,7 +221,7 @@ function start(
       ...exporters.map((e) => countingBatchProcessor(e, config.batch, stats)),
     ],
   });
-  provider.register();
+  registerGlobals(provider);
   const instrumentations = createInstrumentations(config);
   const unregister = registerInstrumentations({ tracerProvider: provider, instrumentations });
 

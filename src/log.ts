@@ -2,6 +2,7 @@ import { DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import type { LogLevelName } from './types';
 import type { Redactor } from './secrets';
 import type { SpanStats } from './instrument';
+import { UPSTREAM_TEXT } from './upstream';
 
 const LEVELS: Record<LogLevelName, DiagLogLevel> = {
   none: DiagLogLevel.NONE,
@@ -19,15 +20,10 @@ export function diagLevel(name: LogLevelName): DiagLogLevel {
 
 /**
  * Upstream lines that say again, less usefully, what forktrace has said already: the
- * instrumentations' load-order warning (once per module), and the tracer provider's own reading of
- * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (sdk-trace-base `config.js` reads the env even when
- * a sampler is passed in; forktrace resolved and warned about both already).
+ * instrumentations' load-order warning, once per module. (sdk-trace 2.x also read
+ * OTEL_TRACES_SAMPLER itself and warned a second time; 3.x reads no environment.)
  */
-const SUPERSEDED = [
-  /Module \S+ has been loaded before \S+ so it might not work/,
-  /^OTEL_TRACES_SAMPLER value ".*" invalid, defaulting to/,
-  /^OTEL_TRACES_SAMPLER_ARG( is blank|=.* was given, but it is out of range)/,
-];
+const SUPERSEDED = [UPSTREAM_TEXT.loadedTooEarly];
 
 /** The leading strings of a diag call (a component logger's namespace, then the message). */
 function head(args: unknown[]): string {
@@ -46,13 +42,13 @@ function head(args: unknown[]): string {
  */
 const REPEATING: ReadonlyArray<{ test: RegExp; key: string; text: (upstream: string) => string }> = [
   {
-    test: /Dropped (\d+) spans because maxQueueSize reached/,
+    test: UPSTREAM_TEXT.queueFullDropped,
     key: 'queue-full',
     text: (u) =>
       `the span queue was full, so spans were dropped (${/Dropped \d+ spans/.exec(u)?.[0] ?? 'some'}): the endpoint is slower than the app, or down. Raise OTEL_BSP_MAX_QUEUE_SIZE, or sample (OTEL_TRACES_SAMPLER).`,
   },
   {
-    test: /Export succeeded but could not deserialize response/,
+    test: new RegExp(UPSTREAM_TEXT.badResponse),
     key: 'bad-response',
     text: () =>
       'the endpoint accepted an export but its answer is not an OTLP response; is the URL an OTLP/HTTP traces endpoint (or a proxy page)?',

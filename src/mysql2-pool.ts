@@ -8,7 +8,7 @@ import {
 /** Marks a callback already bound to its caller's context, so a re-queued one is not wrapped twice. */
 const BOUND = Symbol('forktrace.mysql2.boundCallback');
 
-/** The mysql2 versions instrumentation-mysql2 0.69 supports. */
+/** The mysql2 versions instrumentation-mysql2 0.70 supports. */
 const SUPPORTED = ['>=1.4.2 <4'];
 
 type GetConnection = (this: unknown, cb?: unknown, ...rest: unknown[]) => unknown;
@@ -26,7 +26,7 @@ interface PoolPrototype {
  * `getConnection` too, and instrumentation-mysql2 starts the query span inside that callback: the
  * query span becomes the child of whichever request released the connection. Measured with
  * 16 concurrent requests against a pool of 4: 68–73 of 400 query spans under the wrong request
- * (test/mysql2-pool.test.mjs). instrumentation-mysql2 (0.69) does not wrap `getConnection`;
+ * (test/mysql2-pool.test.mjs). instrumentation-mysql2 (0.69, and 0.70 still) does not wrap `getConnection`;
  * the same fix landed in dd-trace-js (DataDog/dd-trace-js#8826).
  *
  * Hooks `mysql2/lib/pool.js`: its class has `getConnection` itself up to mysql2 3.11.4 and

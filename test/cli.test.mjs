@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { TracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, spawnNode } from './helpers.mjs';
 
@@ -501,9 +501,9 @@ describe('tail', () => {
     // Two "services" with real upstream exporters: frontend (server + client), backend (server,
     // child of the client span), each its own provider and export request.
     const provider = (service, pid, worker, url) =>
-      new BasicTracerProvider({
+      new TracerProvider({
         resource: resourceFromAttributes({ 'service.name': service, 'process.pid': pid, 'forktrace.worker.index': worker }),
-        spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url }))],
+        spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url }) })],
       });
     const send = async (url) => {
       const front = provider('frontend', 1111, 0, url);

@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 
 import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { TracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -26,13 +26,13 @@ const LONG_TEXT = 'forktrace '.repeat(200);
  * span contexts the SDK assigned so decoded ids can be checked against them.
  */
 async function exportSampleTrace(exporter) {
-  const provider = new BasicTracerProvider({
+  const provider = new TracerProvider({
     resource: resourceFromAttributes({
       'service.name': 'receiver-test',
       'deployment.environment.name': 'ci',
       'res.count': 3,
     }),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
   });
   const tracer = provider.getTracer('forktrace-receiver-test', '1.2.3');
   const linked = tracer.startSpan('linked');
@@ -230,7 +230,7 @@ describe('HTTP protocol', () => {
 
   async function protobufRequestBody() {
     const memory = new InMemorySpanExporter();
-    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: memory })] });
     provider.getTracer('raw').startSpan('raw-span').end();
     await provider.forceFlush();
     const body = ProtobufTraceSerializer.serializeRequest(memory.getFinishedSpans());

@@ -17,7 +17,7 @@ import zlib from 'node:zlib';
 
 import { context, trace, SpanKind } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { TracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 
 import { serializeByTrace } from '../dist/exporter.js';
@@ -25,13 +25,13 @@ import { decodeTraceRequest } from '../dist/receiver.js';
 
 function batch(requests) {
   const memory = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({
+  const provider = new TracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'wire-order-test', 'process.pid': 4242 }),
-    spanProcessors: [new SimpleSpanProcessor(memory)],
+    spanProcessors: [new SimpleSpanProcessor({ exporter: memory })],
   });
-  const http = provider.getTracer('@opentelemetry/instrumentation-http', '0.223.0');
-  const express = provider.getTracer('@opentelemetry/instrumentation-express', '0.71.1');
-  const mysql = provider.getTracer('@opentelemetry/instrumentation-mysql2', '0.69.0');
+  const http = provider.getTracer('@opentelemetry/instrumentation-http', '0.301.0');
+  const express = provider.getTracer('@opentelemetry/instrumentation-express', '0.72.0');
+  const mysql = provider.getTracer('@opentelemetry/instrumentation-mysql2', '0.70.0');
   for (let i = 0; i < requests; i++) {
     const server = http.startSpan('GET /db', {
       kind: SpanKind.SERVER,
