@@ -8,10 +8,14 @@
 export interface UpstreamInternal {
   /** The name test/upstream.test.mjs reports. */
   readonly name: string;
-  /** The package and version it was read from. */
+  /** The package it lives in. */
+  readonly package: string;
+  /** The version of that package it was read from. */
   readonly checked: string;
   /** What forktrace does with it, and what happens if it moves. */
   readonly why: string;
+  /** For a matched text: a literal that must appear in the package's built files. */
+  readonly text?: string;
 }
 
 /** The strings forktrace matches in upstream's errors and diag lines. */
@@ -32,36 +36,69 @@ export const UPSTREAM_TEXT = {
   loadedTooEarly: /Module \S+ has been loaded before \S+ so it might not work/,
 } as const;
 
-/** The list the test walks; keep one entry per reliance. */
+const SDK_TRACE = { package: '@opentelemetry/sdk-trace', checked: '3.1.1' };
+const EXPORTER_BASE = { package: '@opentelemetry/otlp-exporter-base', checked: '0.301.1' };
+const TRANSFORMER = { package: '@opentelemetry/otlp-transformer', checked: '0.301.1' };
+const INSTRUMENTATION = { package: '@opentelemetry/instrumentation', checked: '0.301.1' };
+const IF_REWORDED = 'if it is reworded, the error is shown as upstream words it';
+
+/** The list test/upstream.test.mjs walks: one entry per reliance, each checked by its name. */
 export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
   {
     name: 'BatchSpanProcessorBase._maybeStartTimer',
-    checked: '@opentelemetry/sdk-trace 3.1.1',
+    ...SDK_TRACE,
     why: 'replaced so that a failed export does not let a second one start alongside (exporter.ts oneExportAtATime); if the private members it uses are gone, upstream is left as is',
   },
   {
     name: 'BatchSpanProcessor selfObsMeterProvider queue_full counter',
-    checked: '@opentelemetry/sdk-trace 3.1.1',
+    ...SDK_TRACE,
     why: 'the only place a span dropped on a full queue is counted (exporter.ts queueDropCounter); if it moves, stats.queueFull stays 0',
   },
   {
-    name: 'otlp-transformer dist/trace/protobuf/trace.cjs',
-    checked: '@opentelemetry/otlp-transformer 0.301.1',
-    why: "the trace serializer alone; the package index also loads the metrics serializer and @opentelemetry/sdk-metrics (~10 ms of every worker's start)",
+    name: 'otlp-transformer trace files',
+    ...TRANSFORMER,
+    why: "trace-transformer.ts loads dist/trace/protobuf/trace.cjs and dist/trace/index.cjs by path; the package index also loads sdk-metrics (~10 ms of every worker's start). If they move, the index is loaded instead",
   },
   {
-    name: 'otlp-transformer dist/trace/index.cjs',
-    checked: '@opentelemetry/otlp-transformer 0.301.1',
-    why: 'TraceExporterMetricsHelper, which the export delegate needs, without the package index',
+    name: 'text retryableGaveUp',
+    ...EXPORTER_BASE,
+    text: UPSTREAM_TEXT.retryableGaveUp,
+    why: `exporter.ts names the last HTTP status instead; ${IF_REWORDED}`,
   },
-  ...Object.entries(UPSTREAM_TEXT).map(([key, text]) => ({
-    name: `text ${key}`,
-    checked:
-      key === 'batchTimeout' || key === 'queueFullDropped'
-        ? '@opentelemetry/sdk-trace 3.1.1'
-        : key === 'loadedTooEarly'
-          ? '@opentelemetry/instrumentation 0.301.1'
-          : '@opentelemetry/otlp-exporter-base 0.301.1',
-    why: `matched as ${String(text)}; if the wording changes, the error is shown as upstream worded it`,
-  })),
+  {
+    name: 'text requestTimedOut',
+    ...EXPORTER_BASE,
+    text: UPSTREAM_TEXT.requestTimedOut,
+    why: `exporter.ts names the export timeout; ${IF_REWORDED}`,
+  },
+  {
+    name: 'text concurrentLimit',
+    ...EXPORTER_BASE,
+    text: UPSTREAM_TEXT.concurrentLimit,
+    why: `diagnose.ts explains the backlog; ${IF_REWORDED}`,
+  },
+  {
+    name: 'text badResponse',
+    ...EXPORTER_BASE,
+    text: UPSTREAM_TEXT.badResponse,
+    why: `log.ts rate-limits it and drops the quoted body; if reworded, every batch logs the whole body again`,
+  },
+  {
+    name: 'text batchTimeout',
+    ...SDK_TRACE,
+    text: '"Timeout"',
+    why: `diagnose.ts names OTEL_BSP_EXPORT_TIMEOUT; ${IF_REWORDED}`,
+  },
+  {
+    name: 'text queueFullDropped',
+    ...SDK_TRACE,
+    text: 'spans because maxQueueSize reached',
+    why: 'log.ts rate-limits it into one line that names the fix; if reworded, it repeats with every overflow',
+  },
+  {
+    name: 'text loadedTooEarly',
+    ...INSTRUMENTATION,
+    text: 'has been loaded before',
+    why: 'log.ts drops it, forktrace warns once with the fix; if reworded, both print',
+  },
 ];

@@ -1,0 +1,143 @@
+// Every reliance on OpenTelemetry JS internals listed in src/upstream.ts, checked against what is
+// installed. A test fails by the entry's name when upstream moves under it, and says what to do.
+// In process: no build of the app, no spawned worker.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+
+import { ExportResultCode, setGlobalErrorHandler } from '@opentelemetry/core';
+import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+
+const require = createRequire(import.meta.url);
+const { UPSTREAM_INTERNALS } = require('../dist/upstream.js');
+const { countingBatchProcessor, zeroExportStats } = require('../dist/exporter.js');
+
+// Upstream's batch processor reports each failed export to the global handler; not wanted here.
+setGlobalErrorHandler(() => {});
+
+/** The package's folder; 3.x packages do not export ./package.json. */
+function packageRoot(pkg) {
+  let dir = path.dirname(require.resolve(pkg));
+  while (!fs.existsSync(path.join(dir, 'package.json')) || JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name !== pkg) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json of ${pkg} above its main file`);
+    dir = up;
+  }
+  return dir;
+}
+
+function installedVersion(pkg) {
+  return JSON.parse(fs.readFileSync(path.join(packageRoot(pkg), 'package.json'), 'utf8')).version;
+}
+
+function builtFiles(pkg) {
+  const root = packageRoot(pkg);
+  const out = [];
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(c?js|mjs)$/.test(e.name)) out.push(p);
+    }
+  };
+  walk(path.join(root, 'dist'));
+  return out;
+}
+
+/**
+ * Ends `count` spans, a few every millisecond, into `processor` while `exporter` fails every batch
+ * after 30 ms; returns the most exports the exporter saw in flight at once.
+ */
+async function maxExportsInFlight(makeProcessor) {
+  let inFlight = 0;
+  let max = 0;
+  let calls = 0;
+  const exporter = {
+    export(_spans, done) {
+      calls++;
+      max = Math.max(max, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        done({ code: ExportResultCode.FAILED, error: new Error('rejected by the test') });
+      }, 30);
+    },
+    shutdown: () => Promise.resolve(),
+  };
+  const processor = makeProcessor(exporter);
+  const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('upstream-test');
+  for (let round = 0; round < 100; round++) {
+    for (let i = 0; i < 5; i++) tracer.startSpan('work').end();
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(calls >= 5, `only ${calls} exports started`);
+  return max;
+}
+
+const BATCH = { maxExportBatchSize: 5, scheduledDelayMillis: 1, maxQueueSize: 10_000, exportTimeoutMillis: 5_000 };
+
+const CHECKS = {
+  'BatchSpanProcessorBase._maybeStartTimer': async (t) => {
+    // Upstream lets one more export start beside the running one after each failure. Once it
+    // stops doing so, exporter.ts oneExportAtATime can go.
+    const upstream = await maxExportsInFlight((exporter) => new BatchSpanProcessor({ exporter, ...BATCH }));
+    t.diagnostic(`upstream: ${upstream} exports in flight at once`);
+    assert.ok(
+      upstream > 1,
+      'upstream BatchSpanProcessor now keeps one export at a time after failures: remove oneExportAtATime from src/exporter.ts and this entry from src/upstream.ts',
+    );
+    // The replacement found the private members it needs and holds the line.
+    const patched = await maxExportsInFlight((exporter) => {
+      const p = countingBatchProcessor(exporter, BATCH, zeroExportStats());
+      assert.ok(Object.hasOwn(p, '_maybeStartTimer'), 'oneExportAtATime did not apply: the private members it uses moved');
+      return p;
+    });
+    assert.equal(patched, 1, `${patched} exports in flight at once with oneExportAtATime`);
+  },
+  'BatchSpanProcessor selfObsMeterProvider queue_full counter': async () => {
+    const stats = zeroExportStats();
+    const exporter = { export: () => {}, shutdown: () => Promise.resolve() };
+    const processor = countingBatchProcessor(exporter, { ...BATCH, maxQueueSize: 3, maxExportBatchSize: 3, scheduledDelayMillis: 60_000 }, stats);
+    const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('upstream-test');
+    // The first 3 fill the queue and start an export that never ends; the next 3 fit again; 4 more are dropped.
+    for (let i = 0; i < 10; i++) tracer.startSpan('work').end();
+    assert.equal(stats.queueFull, 4, 'spans dropped on a full queue are no longer counted through selfObsMeterProvider');
+  },
+  'otlp-transformer trace files': () => {
+    const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/trace-transformer.js');
+    const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
+    const serializer = path.join(dist, ...TRACE_TRANSFORMER_FILES.serializer);
+    const helper = path.join(dist, ...TRACE_TRANSFORMER_FILES.metricsHelper);
+    assert.ok(fs.existsSync(serializer), `${path.relative(dist, serializer)} is gone from otlp-transformer`);
+    assert.ok(fs.existsSync(helper), `${path.relative(dist, helper)} is gone from otlp-transformer`);
+    // Loaded from the files, not from the index fallback.
+    assert.equal(ProtobufTraceSerializer, require(serializer).ProtobufTraceSerializer);
+    assert.equal(TraceExporterMetricsHelper, require(helper).TraceExporterMetricsHelper);
+    // And the files hold what the index exports.
+    const index = require('@opentelemetry/otlp-transformer');
+    assert.equal(ProtobufTraceSerializer, index.ProtobufTraceSerializer);
+    assert.equal(TraceExporterMetricsHelper, index.TraceExporterMetricsHelper);
+  },
+};
+
+for (const entry of UPSTREAM_INTERNALS) {
+  test(`upstream internal: ${entry.name} (${entry.package} ${entry.checked})`, async (t) => {
+    const installed = installedVersion(entry.package);
+    if (installed !== entry.checked) t.diagnostic(`installed ${entry.package} is ${installed}; re-read it and update src/upstream.ts`);
+    if (entry.text !== undefined) {
+      const found = builtFiles(entry.package).some((f) => fs.readFileSync(f, 'utf8').includes(entry.text));
+      assert.ok(found, `${entry.package} ${installed} no longer contains ${JSON.stringify(entry.text)}: ${entry.why}`);
+      return;
+    }
+    const check = CHECKS[entry.name];
+    assert.ok(check, `no check for ${entry.name} in test/upstream.test.mjs`);
+    await check(t);
+  });
+}
+
+test('every check here belongs to an entry of src/upstream.ts', () => {
+  const names = new Set(UPSTREAM_INTERNALS.map((e) => e.name));
+  assert.deepEqual(Object.keys(CHECKS).filter((n) => !names.has(n)), []);
+});
