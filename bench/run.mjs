@@ -1,10 +1,10 @@
 // npm run bench [-- options]
 //
-//   (no mode)            side-by-side comparison → BENCHMARKS.md "compare" block
+//   (no mode)            side-by-side comparison → BENCHMARKS.md "compare node<major>" block
 //   --quick              a short comparison (1 round, 3 s); written only to .bench-out/
-//   --outage             60 s healthy / receiver stopped / receiver blackholed → "outage" block
-//   --scale              export ceiling, memory vs OTEL_BSP_MAX_QUEUE_SIZE, 1 vs 2 workers → "scale" block
-//   --ladder             forktrace taken apart layer by layer (where the per-request cost goes) → "ladder" block
+//   --outage             60 s healthy / receiver stopped / receiver blackholed → "outage node<major>" block
+//   --scale              export ceiling, memory vs OTEL_BSP_MAX_QUEUE_SIZE, 1 vs 2 workers → "scale node<major>" block
+//   --ladder             forktrace taken apart layer by layer (where the per-request cost goes) → "ladder node<major>" block
 //   --profile[=config]   CPU profiles (node --cpu-prof) under load → .bench-out/profiles/, summary on stdout
 //
 //   --rounds N  --duration S  --warmup S  --connections C  --startups N
@@ -100,6 +100,15 @@ function preflight() {
   if (!PINNED) process.stderr.write('bench: taskset or a second core is missing; the app is not pinned\n');
 }
 
+/**
+ * The BENCHMARKS.md block a run writes: one per kind and Node major line ("compare node24"), so a
+ * run on another line never overwrites the primary line's figures.
+ */
+function blockName(kind, meta) {
+  const major = /^v?(\d+)\./.exec(meta.node ?? process.version)?.[1] ?? 'unknown';
+  return `${kind} node${major}`;
+}
+
 async function main() {
   preflight();
   if (!(await mysqlReachable())) {
@@ -121,7 +130,7 @@ async function main() {
     const body = kind === 'outage' ? outageReport(savedJson.result) : scaleReport(savedJson.result);
     const md = `${header(savedJson.meta, savedJson.command ?? `npm run bench -- --${kind}`, savedJson.result.loads)}\n\n${body}`;
     process.stdout.write(md + '\n');
-    if (write) replaceBlock(BENCHMARKS, kind, md);
+    if (write) replaceBlock(BENCHMARKS, blockName(kind, savedJson.meta), md);
     return;
   }
   if (flag('outage')) {
@@ -133,7 +142,7 @@ async function main() {
     );
     const md = `${header(meta, commandLine, result.loads)}\n\n${outageReport(result)}`;
     process.stdout.write(md + '\n');
-    if (write) replaceBlock(BENCHMARKS, 'outage', md);
+    if (write) replaceBlock(BENCHMARKS, blockName('outage', meta), md);
     return;
   }
   if (flag('scale')) {
@@ -145,7 +154,7 @@ async function main() {
     );
     const md = `${header(meta, commandLine, result.loads)}\n\n${scaleReport(result)}`;
     process.stdout.write(md + '\n');
-    if (write) replaceBlock(BENCHMARKS, 'scale', md);
+    if (write) replaceBlock(BENCHMARKS, blockName('scale', meta), md);
     return;
   }
   if (flag('profile')) {
@@ -174,7 +183,7 @@ async function main() {
       compareTable(result, ['helloRps', 'dbRps', 'helloCpu', 'dbCpu', 'helloSpans', 'dbSpans']),
     ].join('\n');
     process.stdout.write(md + '\n');
-    if (write) replaceBlock(BENCHMARKS, 'ladder', md);
+    if (write) replaceBlock(BENCHMARKS, blockName('ladder', meta), md);
     return;
   }
   if (!saved)
@@ -201,7 +210,7 @@ async function main() {
     spanInventory(result, 'forktrace'),
   ].join('\n');
   process.stdout.write(md + '\n');
-  if (write) replaceBlock(BENCHMARKS, 'compare', md);
+  if (write) replaceBlock(BENCHMARKS, blockName('compare', meta), md);
 }
 
 main().then(
