@@ -21,6 +21,7 @@ import {
   type Source,
 } from './config';
 import { describeExportError, describeHttpStatus, type Diagnosis } from './diagnose';
+import { nodeTooOld, tooOldMessage } from './node-version';
 import { readPm2 } from './pm2';
 import { Redactor } from './secrets';
 
@@ -608,6 +609,8 @@ export interface CheckReport {
   warnings: string[];
   export: ExportProbe;
   libraries: { resolvedFrom: string; list: LibraryReport[] };
+  /** The Node running the check, and whether forktrace instruments on it. */
+  node: { version: string; supported: boolean };
   /** One sentence per thing that is wrong. */
   problems: string[];
   /** Things worth knowing that are not wrong. */
@@ -631,6 +634,10 @@ export async function runCheck(opts: {
   const { config } = resolved;
   const problems: string[] = [...(resolved.unread ?? [])];
   const notes: string[] = [];
+  // The Node this check runs on; under pm2 that is the one `pm2 start` uses unless the app sets
+  // an `interpreter`.
+  const node = { version: process.version, supported: !nodeTooOld(process.version) };
+  if (!node.supported) problems.push(tooOldMessage(node.version));
 
   // A fallback service name is a note, except unknown_service, under which traces are lost to view.
   const warnings = [...config.warnings];
@@ -704,6 +711,7 @@ export async function runCheck(opts: {
       warnings,
       export: probe,
       libraries: { resolvedFrom: resolved.appDir, list },
+      node,
       problems,
       notes,
     },

@@ -3,17 +3,22 @@
  * loader hook so that modules loaded with `import` are traced, then starts tracing exactly as the
  * CommonJS preload does. Never throws.
  */
-import { createRequire, register } from 'node:module';
+// A namespace import: a named `register` would fail to link, before any code runs, on a Node too
+// old to have it, and the version check below must get to say so.
+import * as nodeModule from 'node:module';
 
-const require = createRequire(import.meta.url);
+const require = nodeModule.createRequire(import.meta.url);
 
 try {
-  // Hook only the modules the instrumentations ask for; hooking every module slows startup.
-  const iitm = require('import-in-the-middle') as typeof import('import-in-the-middle');
-  const { registerOptions, waitForAllMessagesAcknowledged } = iitm.createAddHookMessageChannel();
-  register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
-  require('./register.js');
-  await waitForAllMessagesAcknowledged();
+  // Before the loader hook and import-in-the-middle, which may not load on an older Node.
+  if (!(require('./node-version.js') as typeof import('./node-version.js')).refuseOldNode()) {
+    // Hook only the modules the instrumentations ask for; hooking every module slows startup.
+    const iitm = require('import-in-the-middle') as typeof import('import-in-the-middle');
+    const { registerOptions, waitForAllMessagesAcknowledged } = iitm.createAddHookMessageChannel();
+    nodeModule.register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
+    require('./register.js');
+    await waitForAllMessagesAcknowledged();
+  }
 } catch (e) {
   try {
     const why = e instanceof Error ? e.message : String(e);

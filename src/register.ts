@@ -4,8 +4,11 @@
  * It never throws: on any failure it prints one "not instrumented" line and the app runs.
  */
 try {
-  // Required inside the try: a broken install must not stop the app either.
-  (require('./instrument') as typeof import('./instrument')).instrument();
+  // Required inside the try: a broken install must not stop the app either. The Node version is
+  // checked first, before the SDK, which may not even load on an older Node.
+  if (!(require('./node-version') as typeof import('./node-version')).refuseOldNode()) {
+    (require('./instrument') as typeof import('./instrument')).instrument();
+  }
 } catch (e) {
   try {
     const why = e instanceof Error ? e.message : String(e);

@@ -60,10 +60,10 @@ process.once('exit', () => {
 /**
  * Spawns `node ...args` and collects its output. `ready` (a RegExp or a JSON key) resolves
  * `proc.ready` with the first matching stdout JSON line. The process is killed by pid at `kill()`
- * or when the test file ends.
+ * or when the test file ends. `execPath`: another Node binary than the one running the tests.
  */
-export function spawnNode(args, { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000 } = {}) {
-  const child = spawn(process.execPath, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnNode(args, { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000, execPath = process.execPath } = {}) {
+  const child = spawn(execPath, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let stdout = '';
   let stderr = '';

@@ -20,7 +20,8 @@ OTLP/HTTP export to the endpoint, and says what is wrong.
   -h, --help            this help
 
 Prints every setting with its source (option, env, pm2 env, package.json, pm2 app, default),
-never a secret: header values and the API key are shown as [REDACTED] / "set".
+never a secret: header values and the API key are shown as [REDACTED] / "set". Says so when
+this Node is too old for forktrace.
 
 Exit codes: 0 nothing wrong, 1 a problem was found (listed), 2 wrong usage.
 `;
