@@ -20,6 +20,7 @@ import {
   type ResolvedConfig,
   type Source,
 } from './config';
+import { apiMessages, findApi, planGlobals } from './app-api';
 import { describeExportError, describeHttpStatus, type Diagnosis } from './diagnose';
 import { nodeTooOld, tooOldMessage } from './node-version';
 import { readPm2 } from './pm2';
@@ -597,6 +598,36 @@ export function inspectLibraries(appDir: string, config: ResolvedConfig): Librar
   return out;
 }
 
+/** The app's own @opentelemetry/api, as `check` reports it. */
+export interface ApiReport {
+  /** The version forktrace registers the API globals as (its own copy's). */
+  forktrace?: string;
+  /** The app's copy, resolved from its folder the way its require() would; absent when it has none. */
+  app?: { version?: string; location: string };
+  /** Whether spans started through the app's copy are recorded; absent when it has none or it cannot tell. */
+  kept?: boolean;
+  /** The verdict in words: how they are kept, or why not and the fix. */
+  text: string;
+}
+
+/**
+ * Whether the spans the app starts through its own @opentelemetry/api will be recorded, decided
+ * by the same {@link planGlobals} a worker runs at start.
+ */
+export function inspectApi(appDir: string): ApiReport {
+  // forktrace's copy in node_modules: the one instrument() loads, and the version the preload bundles.
+  const own = findApi(__filename)?.version;
+  const found = findApi(path.join(appDir, '[app]'));
+  const forktrace = own === undefined ? {} : { forktrace: own };
+  if (found === undefined) return { ...forktrace, text: 'not installed' };
+  const app = { ...(found.version === undefined ? {} : { version: found.version }), location: found.dir };
+  if (own === undefined) return { ...forktrace, app, text: "forktrace's own @opentelemetry/api is missing" };
+  const plan = planGlobals(own, true, found);
+  if (plan.use === 'app') return { ...forktrace, app, kept: true, text: apiMessages.keptThroughApp(own) };
+  if (plan.warning === undefined) return { ...forktrace, app, kept: true, text: apiMessages.kept(own) };
+  return { ...forktrace, app, ...(found.version === undefined ? {} : { kept: false }), text: plan.warning };
+}
+
 /** The whole `check` report. `problems` empty means exit 0. */
 export interface CheckReport {
   ok: boolean;
@@ -609,6 +640,8 @@ export interface CheckReport {
   warnings: string[];
   export: ExportProbe;
   libraries: { resolvedFrom: string; list: LibraryReport[] };
+  /** The app's own @opentelemetry/api. */
+  api: ApiReport;
   /** The Node running the check, and whether forktrace instruments on it. */
   node: { version: string; supported: boolean };
   /** One sentence per thing that is wrong. */
@@ -692,6 +725,9 @@ export async function runCheck(opts: {
       notes.push(`${lib.name} is installed but its instrumentation is turned off.`);
   }
 
+  const api = inspectApi(resolved.appDir);
+  if (api.app !== undefined && api.kept !== true) problems.push(api.text);
+
   const target: CheckReport['target'] = resolved.pm2
     ? {
         kind: 'pm2',
@@ -711,6 +747,7 @@ export async function runCheck(opts: {
       warnings,
       export: probe,
       libraries: { resolvedFrom: resolved.appDir, list },
+      api,
       node,
       problems,
       notes,

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { isDeepStrictEqual } from 'node:util';
-import { context, diag, propagation, trace, type Context } from '@opentelemetry/api';
+import * as otelApi from '@opentelemetry/api';
+import type { Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   CompositePropagator,
@@ -20,6 +21,7 @@ import {
   type Span,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
+import { registerDiagThroughNewest, type OtelApi } from './app-api';
 import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
 import { describeExportError } from './diagnose';
 import {
@@ -123,9 +125,10 @@ class EndCounter implements SpanProcessor {
 
 /**
  * Makes `provider` the process's tracer provider, with the context manager and propagators a Node
- * server needs. sdk-trace 3.x has no NodeTracerProvider.register(); this is what it did.
+ * server needs. sdk-trace 3.x has no NodeTracerProvider.register(); this is what it did. Through
+ * `api`, the copy of @opentelemetry/api that every copy in the process accepts (src/app-api.ts).
  */
-function registerGlobals(provider: TracerProvider): void {
+function registerGlobals(provider: TracerProvider, { context, propagation, trace }: OtelApi): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(
     new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
@@ -180,7 +183,12 @@ function start(
   logger: Logger,
   pm2: ReturnType<typeof readPm2>,
 ): ForktraceHandle {
-  diag.setLogger(logger, { logLevel: diagLevel(config.logLevel), suppressOverrideMessage: true });
+  const api = registerDiagThroughNewest(
+    otelApi,
+    logger,
+    { logLevel: diagLevel(config.logLevel), suppressOverrideMessage: true },
+    { pm2Script: pm2?.script, entryScript: process.argv[1], cwd: process.cwd() },
+  );
 
   const early = modulesLoadedTooEarly(config);
   if (early.length > 0) logger.warn(loadOrderWarning(early));
@@ -221,7 +229,7 @@ function start(
       ...exporters.map((e) => countingBatchProcessor(e, config.batch, stats)),
     ],
   });
-  registerGlobals(provider);
+  registerGlobals(provider, api);
   const instrumentations = createInstrumentations(config);
   const unregister = registerInstrumentations({ tracerProvider: provider, instrumentations });
 
@@ -250,9 +258,9 @@ function start(
     await provider.shutdown().catch(() => undefined);
     clearInterval(summaryTimer);
     summarise(true);
-    trace.disable();
-    context.disable();
-    propagation.disable();
+    api.trace.disable();
+    api.context.disable();
+    api.propagation.disable();
   };
   const uninstallHooks = installStopHooks({
     flush: forceFlush,

@@ -40,6 +40,7 @@ const SDK_TRACE = { package: '@opentelemetry/sdk-trace', checked: '3.1.1' };
 const EXPORTER_BASE = { package: '@opentelemetry/otlp-exporter-base', checked: '0.301.1' };
 const TRANSFORMER = { package: '@opentelemetry/otlp-transformer', checked: '0.301.1' };
 const INSTRUMENTATION = { package: '@opentelemetry/instrumentation', checked: '0.301.1' };
+const API = { package: '@opentelemetry/api', checked: '1.10.0' };
 const IF_REWORDED = 'if it is reworded, the error is shown as upstream words it';
 
 /** The list test/upstream.test.mjs walks: one entry per reliance, each checked by its name. */
@@ -58,6 +59,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     name: 'otlp-transformer trace files',
     ...TRANSFORMER,
     why: "trace-transformer.ts loads dist/trace/protobuf/trace.cjs and dist/trace/index.cjs by path; the package index also loads sdk-metrics (~10 ms of every worker's start). If they move, the index is loaded instead",
+  },
+  {
+    name: 'API globals: stamp and compatibility rule',
+    ...API,
+    why: "app-api.ts reads the `version` stamped on globalThis[Symbol.for('opentelemetry.js.api.1')], mirrors internal/semver isCompatible to tell whether the app's own copy reads it, and, since registerGlobal refuses globals stamped with another version, deletes the fresh object to register again through the app's newer copy. If any of it moves, an app on a newer API minor loses its manual spans again, silently",
   },
   {
     name: 'text retryableGaveUp',

@@ -79,6 +79,34 @@ async function maxExportsInFlight(makeProcessor) {
 const BATCH = { maxExportBatchSize: 5, scheduledDelayMillis: 1, maxQueueSize: 10_000, exportTimeoutMillis: 5_000 };
 
 const CHECKS = {
+  'API globals: stamp and compatibility rule': () => {
+    const api = require('@opentelemetry/api');
+    const { API_GLOBALS_KEY, apiAccepts } = require('../dist/app-api.js');
+    const installed = installedVersion('@opentelemetry/api');
+    const quiet = { error() {}, warn() {}, info() {}, debug() {}, verbose() {} };
+    assert.equal(globalThis[API_GLOBALS_KEY], undefined, 'nothing in this test process registered API globals yet');
+    try {
+      // The first registration creates the globals under the key app-api.ts reads, stamped with the version.
+      api.diag.setLogger(quiet);
+      assert.equal(globalThis[API_GLOBALS_KEY]?.version, installed, `the globals are no longer at Symbol.for('opentelemetry.js.api.1') with a version stamp`);
+      // A copy refuses to register into globals stamped with another version: why app-api.ts starts them anew.
+      delete globalThis[API_GLOBALS_KEY];
+      globalThis[API_GLOBALS_KEY] = { version: '1.9.0' };
+      assert.equal(api.diag.setLogger(quiet), false, 'registering into globals of another version now succeeds: app-api.ts need not delete them');
+    } finally {
+      delete globalThis[API_GLOBALS_KEY];
+    }
+    // The compatibility rule, as the installed API applies it, against the mirror in app-api.ts.
+    const semver = path.join(packageRoot('@opentelemetry/api'), 'dist', 'internal', 'semver.cjs');
+    assert.ok(fs.existsSync(semver), `${semver} is gone: re-read the rule and update apiAccepts in src/app-api.ts`);
+    const { _makeCompatibilityCheck } = require(semver);
+    const versions = ['0.9.0', '0.9.3', '0.10.0', '1.0.0', '1.9.0', '1.10.0', '1.10.3', '1.11.0', '1.11.0-rc.1', '2.0.0', 'garbage'];
+    for (const caller of versions) {
+      for (const stamp of versions) {
+        assert.equal(apiAccepts(caller, stamp), _makeCompatibilityCheck(caller)(stamp), `a ${caller} copy reading globals stamped ${stamp}`);
+      }
+    }
+  },
   'BatchSpanProcessorBase._maybeStartTimer': async (t) => {
     // Upstream lets one more export start beside the running one after each failure. Once it
     // stops doing so, exporter.ts oneExportAtATime can go.

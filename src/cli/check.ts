@@ -20,8 +20,9 @@ OTLP/HTTP export to the endpoint, and says what is wrong.
   -h, --help            this help
 
 Prints every setting with its source (option, env, pm2 env, package.json, pm2 app, default),
-never a secret: header values and the API key are shown as [REDACTED] / "set". Says so when
-this Node is too old for forktrace.
+never a secret: header values and the API key are shown as [REDACTED] / "set". Lists the
+libraries the app has (express, mysql2, its own @opentelemetry/api) and whether their spans will
+be kept, and says so when this Node is too old for forktrace.
 
 Exit codes: 0 nothing wrong, 1 a problem was found (listed), 2 wrong usage.
 `;
@@ -115,6 +116,12 @@ function renderText(report: CheckReport, color: boolean): string {
     const off = lib.enabled ? '' : p.yellow('  instrumentation off');
     lines.push(`  ${padEnd(lib.name, 9)} ${padEnd(version, 26)} ${verdict}${range}${off}`);
   }
+
+  const api = report.api;
+  const apiVersion = api.app === undefined ? 'not installed' : (api.app.version ?? 'version unreadable');
+  const apiVerdict =
+    api.app === undefined ? p.dim('-') : api.kept === true ? p.green(api.text) : p.red('spans NOT kept (see below)');
+  lines.push(`  ${padEnd('@opentelemetry/api', 19)} ${padEnd(apiVersion, 16)} ${apiVerdict}`);
 
   if (report.notes.length > 0) {
     lines.push('', p.bold('Notes'));
