@@ -15,7 +15,15 @@ try {
     // Hook only the modules the instrumentations ask for; hooking every module slows startup.
     const iitm = require('import-in-the-middle') as typeof import('import-in-the-middle');
     const { registerOptions, waitForAllMessagesAcknowledged } = iitm.createAddHookMessageChannel();
-    nodeModule.register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
+    // In-thread hooks (module.registerHooks) where Node runs import-in-the-middle's synchronous
+    // loader correctly; module.register() elsewhere. Node 26 deprecates module.register() and
+    // says so on stderr (DEP0205) in every process that calls it.
+    const sync = (await import('import-in-the-middle/register-hooks.mjs')) as {
+      supportsSyncHooks(): boolean;
+      register(options: object): void;
+    };
+    if (sync.supportsSyncHooks()) sync.register(registerOptions.data);
+    else nodeModule.register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
     require('./register.js');
     await waitForAllMessagesAcknowledged();
   }

@@ -38,13 +38,6 @@ const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 
 const receiver = receiverForThisFile();
 
-/**
- * stderr without Node 26's deprecation of `module.register()` (DEP0205), which the ESM preload
- * still calls to install import-in-the-middle's loader hook: Node's line, not forktrace's.
- */
-const withoutRegisterDeprecation = (stderr) =>
-  stderr.replace(/^\(node:\d+\) \[DEP0205\] DeprecationWarning: `module\.register\(\)` is deprecated\..*\n(\(Use `node --trace-deprecation \.\.\.` .*\n)?/m, '');
-
 // The version string of a built 1.x API lives in package.json, dist/version.{cjs,mjs} and, inlined
 // by its bundler, in the registration check of dist/internal/global-utils.{cjs,mjs}.
 const STAMPED_FILES = ['package.json', 'dist/version.cjs', 'dist/version.mjs', 'dist/internal/global-utils.cjs', 'dist/internal/global-utils.mjs'];
@@ -148,7 +141,7 @@ for (const version of KEPT) {
       const { code, signal } = await app.kill('SIGTERM');
       assert.deepEqual({ code, signal }, { code: null, signal: 'SIGTERM' });
       // Nothing but the status line: a newer API is taken care of without a word at the default level.
-      assert.equal(withoutRegisterDeprecation(app.stderr), `forktrace: tracing ${service} (pid ${app.pid}) to ${receiver.url} (gzip)\n`);
+      assert.equal(app.stderr, `forktrace: tracing ${service} (pid ${app.pid}) to ${receiver.url} (gzip)\n`);
     });
   }
 }
@@ -174,7 +167,7 @@ for (const preload of PRELOADS) {
     await app.kill('SIGTERM');
     assert.deepEqual(receiver.spans.filter((x) => x.resource['service.name'] === service && x.scope.name === 'own-api-app'), []);
     assert.equal(
-      withoutRegisterDeprecation(app.stderr),
+      app.stderr,
       `forktrace: warning: ${apiMessages.notAccepted('2.0.0', OWN)}\nforktrace: tracing ${service} (pid ${app.pid}) to ${receiver.url} (gzip)\n`,
     );
     assert.match(app.stderr, new RegExp(`is 2\\.0\\.0, .*@opentelemetry/api ${OWN.replaceAll('.', '\\.')}\\).*npm install @opentelemetry/api@\\^${OWN.replaceAll('.', '\\.')}`));
