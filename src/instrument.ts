@@ -297,7 +297,7 @@ function start(
     ? `${config.endpoint} (${config.compression}${config.hasApiKey ? `, key in ${config.apiKeyHeader}` : ''})`
     : '';
   const to =
-    [where, ...config.exporters.filter((e) => e !== 'otlp')].filter((s) => s !== '').join(' + ') ||
+    [where, ...config.exporters.filter((e) => e !== 'otlp' && e !== 'none')].filter((s) => s !== '').join(' + ') ||
     (config.exporters.length === 0 ? 'nowhere (FORKTRACE_REQUIRE_TLS)' : 'nowhere (OTEL_TRACES_EXPORTER=none)');
   const who = worker.processManager === 'none' ? '' : `, ${worker.processManager} worker ${worker.index ?? '?'}`;
   const status = `tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`;

@@ -34,6 +34,8 @@ test('a second call returns the same handle; different options log one warning',
   `);
   assert.deepEqual(result, { same: true, service: 'first', active: true });
   assert.deepEqual(exit, { code: 0, signal: null });
+  // OTEL_TRACES_EXPORTER=none (run's default here): the status line says spans go nowhere, and why.
+  assert.ok(stderr.includes(`forktrace: tracing first (pid `) && stderr.includes(`) to nowhere (OTEL_TRACES_EXPORTER=none)\n`), stderr);
   const warnings = stderr.split('\n').filter((l) => l.includes('warning'));
   assert.deepEqual(warnings, [
     "forktrace: warning: instrument() was called again with different options; the first call's configuration stays in effect.",
