@@ -54,6 +54,21 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     checked: '@opentelemetry/otlp-transformer 0.301.1',
     why: 'TraceExporterMetricsHelper, which the export delegate needs, without the package index',
   },
+  {
+    name: 'instrumentation-express request property __ot_middlewares',
+    checked: '@opentelemetry/instrumentation-express 0.72.0',
+    why: 'the path of each router and route a request is inside, read when express matches a route to build http.route (express-route.ts LAYERS_STORE); if it moves or changes form, the server span keeps the route instrumentation-express wrote',
+  },
+  {
+    name: 'instrumentation-express layer patch writes rpcMetadata.route on every layer, after pushing its path',
+    checked: '@opentelemetry/instrumentation-express 0.72.0',
+    why: 'the write is when express-route.ts sees a newly matched route and a sub-app mount path about to be dropped; if upstream stops writing from ignored layers, FORKTRACE_EXPRESS_LAYERS=none loses those corrections',
+  },
+  {
+    name: 'express application.handle(req, res, done)',
+    checked: 'express 4.22.3 and 5.3.0',
+    why: 'wrapped to see a request enter a sub-app (express-route.ts ExpressMountInstrumentation); if it goes, a sub-app mount path is missing from http.route again',
+  },
   ...Object.entries(UPSTREAM_TEXT).map(([key, text]) => ({
     name: `text ${key}`,
     checked:
