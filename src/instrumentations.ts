@@ -88,6 +88,10 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     const excluded = config.excludedUrls;
     out.push(
       new HttpInstrumentation({
+        // Puts right the http.route instrumentation-express leaves on the server span.
+        responseHook: config.instrumentations.express
+          ? (require('./express-route') as typeof import('./express-route')).trackExpressRoute
+          : undefined,
         ignoreIncomingRequestHook:
           excluded.length === 0
             ? undefined
@@ -119,6 +123,11 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
             : defaultName,
       }),
     );
+  }
+  if (config.instrumentations.express && config.instrumentations.http) {
+    // The sub-app mount paths trackExpressRoute needs; see express-route.ts.
+    const { ExpressMountInstrumentation } = require('./express-route') as typeof import('./express-route');
+    out.push(new ExpressMountInstrumentation());
   }
   if (config.instrumentations.mysql2) {
     const { MySQL2Instrumentation } =

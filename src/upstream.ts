@@ -39,6 +39,7 @@ export const UPSTREAM_TEXT = {
 const SDK_TRACE = { package: '@opentelemetry/sdk-trace', checked: '3.1.1' };
 const EXPORTER_BASE = { package: '@opentelemetry/otlp-exporter-base', checked: '0.301.1' };
 const TRANSFORMER = { package: '@opentelemetry/otlp-transformer', checked: '0.301.1' };
+const EXPRESS_INSTRUMENTATION = { package: '@opentelemetry/instrumentation-express', checked: '0.72.0' };
 const INSTRUMENTATION = { package: '@opentelemetry/instrumentation', checked: '0.301.1' };
 const API = { package: '@opentelemetry/api', checked: '1.10.0' };
 const IF_REWORDED = 'if it is reworded, the error is shown as upstream words it';
@@ -106,5 +107,23 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     ...INSTRUMENTATION,
     text: 'has been loaded before',
     why: 'log.ts drops it, forktrace warns once with the fix; if reworded, both print',
+  },
+  {
+    name: 'instrumentation-express request property __ot_middlewares',
+    ...EXPRESS_INSTRUMENTATION,
+    text: '_LAYERS_STORE_PROPERTY = "__ot_middlewares"',
+    why: 'the path of each router and route a request is inside, read when express matches a route to build http.route (express-route.ts LAYERS_STORE); if it moves or changes form, the server span keeps the route instrumentation-express wrote',
+  },
+  {
+    name: 'instrumentation-express layer patch writes rpcMetadata.route on every layer',
+    ...EXPRESS_INSTRUMENTATION,
+    text: 'rpcMetadata.route = actualMatchedRoute',
+    why: 'the write is when express-route.ts sees a newly matched route and a sub-app mount path about to be dropped; if upstream stops writing from ignored layers, FORKTRACE_EXPRESS_LAYERS=none loses those corrections',
+  },
+  {
+    name: 'express application.handle(req, res, done)',
+    package: 'express',
+    checked: '4.22.3 and 5.3.0',
+    why: 'wrapped to see a request enter a sub-app (express-route.ts ExpressMountInstrumentation); if it goes, a sub-app mount path is missing from http.route again',
   },
 ];

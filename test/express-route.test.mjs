@@ -5,11 +5,11 @@
 //   GET /api/items/7  → server span "GET /api/items/:id", http.route = /api/items/:id (nested router)
 //   GET /plain        → "GET /plain", http.route = /plain
 //   GET /missing      → 404, span "GET", no http.route (no route matched)
-// Not covered: routes given as regular expressions or arrays.
+// Routes of every other shape, express 4 and ESM: the second half of this file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { REGISTER_CJS, ROOT, get, receiverForThisFile, spawnNode, SERVER } from './helpers.mjs';
+import { REGISTER_CJS, REGISTER_ESM, ROOT, get, receiverForThisFile, spawnNode, SERVER } from './helpers.mjs';
 const APP = path.join(ROOT, 'test', 'fixtures', 'nested-routes.js');
 const EXPRESS_SCOPE = '@opentelemetry/instrumentation-express';
 
@@ -46,4 +46,115 @@ for (const [mode, env, expressSpans] of [
     assert.equal(express.length, 2 * expressSpans, 'express spans: one handler span per matched request by default');
     assert.equal(app.stderr.includes('warning'), false, app.stderr);
   });
+}
+
+// http.route for every shape of express route, on express 5 (CommonJS and ESM) and express 4,
+// with and without express spans. test/fixtures/route-cases.js mounts:
+//   app ── get /                           GET /?utm_source=mail  → "GET /"
+//       ├─ use /api ─ router ─ use /v1 ─ router ─ get /items/:id
+//       │                                       └─ use /legacy ─ sub-app ─ get /orders/:n
+//       ├─ use /admin ─ sub-app ─ get /users/:id
+//       ├─ route /books/:isbn (get, put)
+//       ├─ get ['/alias-a', '/alias-b/:x']       → "/alias-a,/alias-b/:x" (elements joined by ",")
+//       ├─ get /^\/re\/(\d+)$/                    → "/^\/re\/(\d+)$/"      (the RegExp literal)
+//       ├─ get /items/:id → next() ─┐
+//       ├─ use renderData  ←────────┘  (responds with what the handler left in res.locals)
+//       ├─ use router ─ use /posts ─ router ─ route /:id → next() ─┐   (json-server 0.17)
+//       │            └─ use renderData  ←──────────────────────────┘
+//       ├─ get /fail/:id (throws)
+//       └─ error handler (4 arguments): 500
+// The route is the template of the last route express matched, mount paths included; a request
+// that matched none and got a 404 has none.
+// Not covered: express 5's own path syntax ({/:opt}, /*splat), app.param, a sub-app mounted at a
+// RegExp; a request no route matched but a path-mounted middleware answered (e.g. express.static
+// at /static) keeps the mount path instrumentation-express reports.
+const CASES = [
+  // [path, status, http.route (undefined: none)]
+  ['/', 200, '/'],
+  // Upstream 0.72 (utils.ts getActualMatchedRoute) takes the root route only when originalUrl is
+  // exactly '/', and originalUrl keeps the query string: no route, span "GET".
+  ['/?utm_source=mail', 200, '/'],
+  ['/api/v1/items/7', 200, '/api/v1/items/:id'],
+  ['/api/v1/legacy/orders/3', 200, '/api/v1/legacy/orders/:n'],
+  // With middleware layers ignored (forktrace's default), upstream drops a sub-app's mount path.
+  ['/admin/users/4', 200, '/admin/users/:id'],
+  ['/books/12', 200, '/books/:isbn'],
+  ['/alias-b/3', 200, '/alias-a,/alias-b/:x'],
+  ['/re/42', 200, '/^\\/re\\/(\\d+)$/'],
+  // Upstream 0.72 (instrumentation.ts _applyPatch) lets every later layer overwrite the route:
+  // the route-less renderData leaves none, and json-server's shape is reported as "/posts".
+  ['/items/9', 200, '/items/:id'],
+  ['/posts/3', 200, '/posts/:id'],
+  ['/fail/5', 500, '/fail/:id'],
+  ['/missing', 404, undefined],
+  // Upstream reports the router the request went through: "/api".
+  ['/api/nothing', 404, undefined],
+];
+
+const EXPRESS4_DIR = path.join(ROOT, 'test', 'fixtures', 'express4-routes');
+
+/** express 4 is installed as `express4`; link it in as `express` for the fixture's folder. */
+async function linkExpress4(t) {
+  const fs = await import('node:fs');
+  const link = path.join(EXPRESS4_DIR, 'node_modules', 'express');
+  fs.mkdirSync(path.dirname(link), { recursive: true });
+  if (!fs.existsSync(link)) fs.symlinkSync(path.join(ROOT, 'node_modules', 'express4'), link, 'dir');
+  t.after(() => fs.rmSync(path.dirname(link), { recursive: true, force: true }));
+}
+
+const RUNS = [
+  ['express 5', '5.', ['--require', REGISTER_CJS, path.join(ROOT, 'test', 'fixtures', 'route-cases.js')]],
+  ['express 5, ESM', '5.', ['--import', REGISTER_ESM, path.join(ROOT, 'test', 'fixtures', 'route-cases.mjs')]],
+  // --preserve-symlinks keeps the linked path, so the instrumentations see a module named express.
+  ['express 4', '4.', ['--preserve-symlinks', '--require', REGISTER_CJS, path.join(EXPRESS4_DIR, 'server.js')]],
+];
+
+for (const [name, major, args] of RUNS) {
+  for (const [mode, env] of [
+    ['defaults', {}],
+    ['FORKTRACE_EXPRESS_LAYERS=none', { FORKTRACE_EXPRESS_LAYERS: 'none' }],
+  ]) {
+    if (name.includes('ESM') && mode !== 'defaults') continue;
+    test(`${name}, ${mode}: http.route and the server span name for every shape of route`, async (t) => {
+      if (name === 'express 4') await linkExpress4(t);
+      receiver.reset();
+      const service = `routes-${major}${mode === 'defaults' ? 'd' : 'n'}${name.includes('ESM') ? 'm' : 'c'}`;
+      const app = spawnNode(args, {
+        env: { OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50', ...env },
+      });
+      const { listening: port, express } = await app.ready;
+      assert.ok(express.startsWith(major), `express ${express}`);
+      for (const [p, status] of CASES) assert.equal((await get(`http://127.0.0.1:${port}${p}`)).status, status, p);
+
+      const isServer = (s) => s.kind === SERVER && s.resource['service.name'] === service;
+      const spans = await receiver.waitFor((s) => s.filter(isServer).length === CASES.length);
+      const byUrl = new Map();
+      for (const s of spans.filter(isServer)) {
+        const q = s.attributes['url.query'];
+        byUrl.set(s.attributes['url.path'] + (q ? `?${q}` : ''), s);
+      }
+      await t.test('upstream case 1: GET /?query on app.get("/")', () => {
+        const span = byUrl.get('/?utm_source=mail');
+        assert.equal(span.attributes['http.route'], '/');
+        assert.equal(span.name, 'GET /');
+      });
+      await t.test('upstream case 2: a handler calls next() into a later middleware (json-server 0.17 too)', () => {
+        for (const p of ['/items/9', '/posts/3']) {
+          const [, , route] = CASES.find(([c]) => c === p);
+          assert.equal(byUrl.get(p).attributes['http.route'], route, p);
+          assert.equal(byUrl.get(p).name, `GET ${route}`, p);
+        }
+      });
+      await t.test('every case', () => {
+        const got = CASES.map(([p]) => [p, byUrl.get(p)?.attributes['http.route'], byUrl.get(p)?.name]);
+        const want = CASES.map(([p, , route]) => [p, route, route === undefined ? 'GET' : `GET ${route}`]);
+        assert.deepEqual(got, want);
+      });
+      await app.kill('SIGTERM');
+      const expressSpans = receiver.spans.filter((s) => s.scope.name === EXPRESS_SCOPE && s.resource['service.name'] === service);
+      if (mode === 'defaults') assert.ok(expressSpans.length > 0, 'express handler spans by default');
+      else assert.equal(expressSpans.length, 0, 'no express span with FORKTRACE_EXPRESS_LAYERS=none');
+      assert.deepEqual(app.stderr.split('\n').filter((l) => l.startsWith('forktrace: warning')), [], app.stderr);
+    });
+  }
 }

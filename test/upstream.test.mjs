@@ -133,6 +133,14 @@ const CHECKS = {
     for (let i = 0; i < 10; i++) tracer.startSpan('work').end();
     assert.equal(stats.queueFull, 4, 'spans dropped on a full queue are no longer counted through selfObsMeterProvider');
   },
+  'express application.handle(req, res, done)': () => {
+    // express-route.ts wraps it on express 4 and 5 alike to see a request enter a sub-app.
+    for (const name of ['express', 'express4']) {
+      const { application } = require(name);
+      assert.equal(typeof application?.handle, 'function', `${name}: application.handle is gone`);
+      assert.equal(application.handle.length, 3, `${name}: application.handle no longer takes (req, res, done)`);
+    }
+  },
   'otlp-transformer trace files': () => {
     const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/trace-transformer.js');
     const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
