@@ -589,8 +589,8 @@ export function resolveConfig(
     enumParser(EXIT_DELIVERIES, 'send'),
     'send',
   );
-  const defaultSpoolDir = () =>
-    path.join(host.tmpdir ?? os.tmpdir(), `forktrace-${host.user ?? defaultUser()}`, 'spool');
+  // Straight in the temporary folder, whose sticky bit keeps others from replacing it once made.
+  const defaultSpoolDir = () => path.join(host.tmpdir ?? os.tmpdir(), `forktrace-spool-${host.user ?? defaultUser()}`);
   const spoolDir = pick(
     'spoolDir',
     options.spoolDir,

@@ -85,7 +85,6 @@ export interface ExitDeliveryOptions {
 
 interface Crash {
   error: unknown;
-  origin: string;
 }
 
 /** What one exit did, for the tests' and benchmarks' eyes only. */
@@ -98,13 +97,13 @@ export interface ExitOutcome {
 /** Installs the exit delivery; returns a function that removes it. */
 export function installExitDelivery(o: ExitDeliveryOptions): () => void {
   const crashes = new Map<string, Crash>();
-  const onCrash = (error: unknown, origin: string) => {
+  const onCrash = (error: unknown) => {
     try {
       const span = trace.getSpan(context.active());
       if (span === undefined) return;
       const traceId = span.spanContext().traceId;
       crashes.delete(traceId);
-      crashes.set(traceId, { error, origin });
+      crashes.set(traceId, { error });
       if (crashes.size > MAX_CRASHES) crashes.delete(crashes.keys().next().value as string);
     } catch {
       // never in the way of Node's own handling
@@ -122,20 +121,63 @@ export function installExitDelivery(o: ExitDeliveryOptions): () => void {
   };
   process.on('uncaughtExceptionMonitor', onCrash);
   process.on('exit', onExit);
+  const uninstallRejections = followRejectionListeners(o.open);
   return () => {
     process.removeListener('uncaughtExceptionMonitor', onCrash);
     process.removeListener('exit', onExit);
+    uninstallRejections();
   };
 }
 
+/**
+ * An unhandled rejection that some listener takes (pm2 cluster mode's ProcessContainer logs it)
+ * is not fatal: the request that made it hangs until its client gives up, and upstream then ends
+ * its span as if nothing happened (status unset, code 200). So, while another listener exists,
+ * forktrace listens too and marks the open spans of that trace ERROR with the exception event.
+ * Never alone: a listener of forktrace's own would make every unhandled rejection non-fatal.
+ */
+function followRejectionListeners(open: OpenSpans): () => void {
+  const EVENT = 'unhandledRejection';
+  const onRejection = (reason: unknown) => {
+    try {
+      const active = trace.getSpan(context.active());
+      if (active === undefined) return;
+      markTrace(open, active.spanContext().traceId, reason);
+    } catch {
+      // never in the way of the app's own listener
+    }
+  };
+  const others = () => process.listeners(EVENT).filter((l) => l !== onRejection).length;
+  const onNew = (event: string | symbol, listener: unknown) => {
+    if (event === EVENT && listener !== onRejection && !process.listeners(EVENT).includes(onRejection))
+      process.on(EVENT, onRejection);
+  };
+  const onRemoved = (event: string | symbol) => {
+    if (event === EVENT && others() === 0) process.removeListener(EVENT, onRejection);
+  };
+  process.on('newListener', onNew);
+  process.on('removeListener', onRemoved);
+  if (others() > 0) process.on(EVENT, onRejection);
+  return () => {
+    process.removeListener('newListener', onNew);
+    process.removeListener('removeListener', onRemoved);
+    process.removeListener(EVENT, onRejection);
+  };
+}
+
+/** The open spans of `traceId` get status ERROR and the exception event. */
+function markTrace(open: OpenSpans, traceId: string, error: unknown): void {
+  for (const span of open.spans) {
+    if (span.ended || span.spanContext().traceId !== traceId) continue;
+    span.recordException(asException(error));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: describe(error) });
+  }
+}
+
 function endOpenSpans(open: OpenSpans, crashes: ReadonlyMap<string, Crash>): void {
+  for (const [traceId, crash] of crashes) markTrace(open, traceId, crash.error);
   for (const span of [...open.spans]) {
     if (span.ended) continue;
-    const crash = crashes.get(span.spanContext().traceId);
-    if (crash) {
-      span.recordException(asException(crash.error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: describe(crash.error) });
-    }
     span.setAttribute(ATTR_ENDED_AT_EXIT, true);
     span.end();
   }

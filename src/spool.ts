@@ -56,9 +56,18 @@ export function serviceDir(spool: SpoolConfig, service: string): string {
 
 const uid = () => process.getuid?.();
 
+/** Why `st` (from lstat) is not a folder this user may keep spans in; undefined if it is. */
+function folderProblem(dir: string, st: fs.Stats): SpoolProblem {
+  if (st.isSymbolicLink()) return `${dir} is a symlink`;
+  if (!st.isDirectory()) return `${dir} is not a folder`;
+  const me = uid();
+  if (me !== undefined && st.uid !== me) return `${dir} belongs to another user (uid ${st.uid})`;
+  return undefined;
+}
+
 /**
  * Makes `dir` (mode 0700) if needed and checks that it is a real folder of this user, not a
- * symlink nor another user's: the default spool lives under the shared temporary folder.
+ * symlink nor another user's: the default spool lives in the shared temporary folder.
  */
 function ownDir(dir: string): SpoolProblem {
   try {
@@ -72,10 +81,9 @@ function ownDir(dir: string): SpoolProblem {
   } catch (e) {
     return `cannot read ${dir} (${errorCode(e)})`;
   }
-  if (!st.isDirectory()) return `${dir} is not a folder (a symlink?)`;
-  const me = uid();
-  if (me !== undefined && st.uid !== me) return `${dir} belongs to another user (uid ${st.uid})`;
-  if (me !== undefined && (st.mode & 0o077) !== 0) {
+  const problem = folderProblem(dir, st);
+  if (problem !== undefined) return problem;
+  if (uid() !== undefined && (st.mode & 0o077) !== 0) {
     try {
       fs.chmodSync(dir, 0o700);
     } catch (e) {
@@ -267,11 +275,9 @@ export async function deliverSpool(
   const dir = serviceDir(spool, service);
   let names: string[];
   try {
-    const st = await fs.promises.lstat(dir);
-    const me = uid();
-    if (!st.isDirectory() || (me !== undefined && st.uid !== me)) {
-      report.problem = `${dir} is not a folder of this user`;
-      return report;
+    for (const d of [spool.dir, dir]) {
+      report.problem = folderProblem(d, await fs.promises.lstat(d));
+      if (report.problem !== undefined) return report;
     }
     names = (await fs.promises.readdir(dir)).slice(0, MAX_FILES).sort();
   } catch (e) {

@@ -143,7 +143,7 @@ export interface ForktraceOptions {
   /**
    * Absolute path of the folder (mode 0700, one per user) where spans an exit could not deliver
    * wait for the next start of the same service on this host, or `false` for no spool. Default:
-   * `forktrace-<uid>/spool` in the OS temporary folder; env `FORKTRACE_SPOOL_DIR` (`none` for no
+   * `forktrace-spool-<uid>` in the OS temporary folder (`os.tmpdir()`); env `FORKTRACE_SPOOL_DIR` (`none` for no
    * spool). The files hold the OTLP request body and the service name, never headers or keys.
    */
   spoolDir?: string | false;
