@@ -15,10 +15,13 @@
  *    what is left of `shutdownTimeoutMillis`; what it cannot deliver, and everything in `spool`
  *    mode, is written to the spool (src/spool.ts) for the next start of the service.
  *
- * Chosen by measurement (BENCHMARKS.md "Crash delivery"): `spawnSync` of a node sender took
- * 36–67 ms where a worker thread blocked on with Atomics.wait took 65–94 ms, and the spool write
- * alone 1.5–2 ms. Nothing is printed on success, so an exit's error output is Node's own; nothing
- * runs on the hot path but the open-span set below.
+ * Chosen by measurement (BENCHMARKS.md "Crash delivery"): handing a full queue (68 KB) over
+ * inside `exit` took 46–61 ms by `spawnSync` of a node sender and 32–60 ms by a worker thread
+ * waited for with Atomics.wait (medians, Node 22–26), a synchronous file write under 1 ms. The
+ * sender process won on what the numbers do not show: `spawnSync` kills it at the deadline, and
+ * it starts clean, without the dying process's heap, preloads, loader hooks or environment. The
+ * file write is the fallback, and the `spool` mode. Nothing is printed on success, so an exit's
+ * error output is Node's own; nothing runs on the hot path but the open-span set below.
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -36,17 +39,28 @@ export const ATTR_ENDED_AT_EXIT = 'forktrace.ended_at_exit';
 
 /** Crashes remembered for the exit, newest last; an app that survives a few keeps only these. */
 const MAX_CRASHES = 16;
-/** What the spool write needs out of the deadline, at most (measured: about 2 ms). */
-const SPOOL_RESERVE_MS = 50;
-/** Below this, a sender process could not even start (measured: 36–67 ms to deliver). */
+/**
+ * Kept out of the sender's share of the deadline: the spool write (under 1 ms measured) and the
+ * process's own end, so that a blackholed endpoint still adds less than the deadline in all
+ * (measured: 975–1061 ms with 50 ms kept, at the 1000 ms default).
+ */
+const SPOOL_RESERVE_MS = 100;
+/** Below this, a sender process could hardly start (measured: 40–80 ms to deliver). */
 const MIN_SEND_MS = 100;
 const SENDER = path.join(__dirname, 'exit-sender.js');
+
+/**
+ * Spans tracked at most: a span the app never ends would otherwise be held here for good, where
+ * without forktrace it is garbage once unreferenced. Past this, new spans are not tracked and an
+ * exit does not end them.
+ */
+const MAX_OPEN_SPANS = 10_000;
 
 /** The spans started and not yet ended, so that an exit can end them. */
 export class OpenSpans implements SpanProcessor {
   readonly spans = new Set<Span>();
   onStart(span: Span, _ctx: Context): void {
-    this.spans.add(span);
+    if (this.spans.size < MAX_OPEN_SPANS) this.spans.add(span);
   }
   onEnd(span: ReadableSpan): void {
     this.spans.delete(span as Span);
