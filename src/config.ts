@@ -53,6 +53,15 @@ export interface SpoolConfig {
   maxAgeMillis: number;
 }
 
+/** The spool's settings together, or undefined when there is no spool. */
+export function spoolConfig(
+  config: Pick<ResolvedConfig, 'spoolDir' | 'spoolMaxBytes' | 'spoolMaxAgeMillis'>,
+): SpoolConfig | undefined {
+  return config.spoolDir === undefined
+    ? undefined
+    : { dir: config.spoolDir, maxBytes: config.spoolMaxBytes, maxAgeMillis: config.spoolMaxAgeMillis };
+}
+
 /** The resolved configuration: plain data, built only by {@link resolveConfig}. */
 export interface ResolvedConfig {
   /** True when `OTEL_SDK_DISABLED=true`: instrument() returns a no-op handle. */
@@ -87,8 +96,10 @@ export interface ResolvedConfig {
   shutdownTimeoutMillis: number;
   /** What an exit that cannot wait (a crash, `process.exit()`) does with the queued spans. */
   exitDelivery: ExitDeliveryName;
-  /** Spans an exit could not deliver are kept here for the next start; undefined: no spool. */
-  spool: SpoolConfig | undefined;
+  /** Absolute path of the spool folder, where spans an exit could not deliver wait for the next start; undefined: no spool. */
+  spoolDir: string | undefined;
+  spoolMaxBytes: number;
+  spoolMaxAgeMillis: number;
   /** Where each setting came from. */
   sources: Record<string, Source>;
   /** Every secret value, so that output can be scrubbed of them. */
@@ -607,10 +618,6 @@ export function resolveConfig(
   );
   const spoolMaxBytes = num('spoolMaxBytes', options.spoolMaxBytes);
   const spoolMaxAgeMillis = num('spoolMaxAgeMillis', options.spoolMaxAgeMillis);
-  const spool: SpoolConfig | undefined =
-    spoolDir === false || exitDelivery === 'off'
-      ? undefined
-      : { dir: spoolDir ?? defaultSpoolDir(), maxBytes: spoolMaxBytes, maxAgeMillis: spoolMaxAgeMillis };
 
   return {
     disabled,
@@ -638,7 +645,9 @@ export function resolveConfig(
     instrumentPrimary,
     shutdownTimeoutMillis,
     exitDelivery,
-    spool,
+    spoolDir: spoolDir === false || exitDelivery === 'off' ? undefined : (spoolDir ?? defaultSpoolDir()),
+    spoolMaxBytes,
+    spoolMaxAgeMillis,
     sources,
     secrets: [...new Set(secrets.filter((s) => s.length > 0))],
     // A value may hold a line break; printed as is, it would forge a log line of its own.

@@ -28,7 +28,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { context, SpanStatusCode, trace, type Context, type Exception } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
-import type { ResolvedConfig } from './config';
+import { spoolConfig, type ResolvedConfig } from './config';
 import { serializeByTrace } from './exporter';
 import type { Logger } from './log';
 import { SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
@@ -90,7 +90,9 @@ export interface ExitDeliveryOptions {
     | 'headers'
     | 'compression'
     | 'certificateFile'
-    | 'spool'
+    | 'spoolDir'
+    | 'spoolMaxBytes'
+    | 'spoolMaxAgeMillis'
   >;
   open: OpenSpans;
   backlog(): Backlog;
@@ -233,14 +235,15 @@ function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Cras
     }
     why = outcome.why;
   }
-  if (config.spool === undefined) {
+  const spool = spoolConfig(config);
+  if (spool === undefined) {
     logger.warn(
       exitMessages.lost(otlp.length, `${why ?? 'not sent'}, and there is no spool (FORKTRACE_SPOOL_DIR=none)`),
     );
     return { spans: otlp.length, result: 'lost', why };
   }
   const written = writeSpoolSync(
-    config.spool,
+    spool,
     { service: config.serviceName, pid: process.pid, createdAt: Date.now(), spans: otlp.length, encoding },
     body,
   );
@@ -311,18 +314,29 @@ export const exitMessages = {
  * Never rejects.
  */
 export async function deliverSpoolAtStart(
-  config: Pick<ResolvedConfig, 'spool' | 'serviceName' | 'endpoint' | 'headers' | 'certificateFile' | 'timeoutMillis'>,
+  config: Pick<
+    ResolvedConfig,
+    | 'spoolDir'
+    | 'spoolMaxBytes'
+    | 'spoolMaxAgeMillis'
+    | 'serviceName'
+    | 'endpoint'
+    | 'headers'
+    | 'certificateFile'
+    | 'timeoutMillis'
+  >,
   logger: Logger,
 ): Promise<void> {
-  if (config.spool === undefined) return;
+  const spool = spoolConfig(config);
+  if (spool === undefined) return;
   try {
-    const report = await deliverSpool(config.spool, config.serviceName, {
+    const report = await deliverSpool(spool, config.serviceName, {
       url: config.endpoint,
       headers: config.headers,
       ...(config.certificateFile ? { certificateFile: config.certificateFile } : {}),
       timeoutMillis: config.timeoutMillis,
     });
-    const dir = serviceDir(config.spool, config.serviceName);
+    const dir = serviceDir(spool, config.serviceName);
     if (report.problem !== undefined) logger.warn(spoolMessages.unusable(report.problem));
     if (report.delivered.files > 0)
       logger.status(spoolMessages.delivered(report.delivered.spans, report.delivered.pids));

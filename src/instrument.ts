@@ -284,7 +284,7 @@ function start(
         },
       })
     : () => undefined;
-  if (config.spool && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
+  if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
 
   const handle: ForktraceHandle = {
     config: redacted,
