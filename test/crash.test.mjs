@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { REGISTER_CJS, ROOT, SERVER, freePort, get, spawnNode, receiverForThisFile } from './helpers.mjs';
+import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, spawnNode, receiverForThisFile } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/receiver.js');
@@ -53,8 +53,8 @@ const serverOf = (spans, urlPath) => spans.find((s) => s.kind === SERVER && s.at
  * waits for the process to end. Resolves { code, signal, ms (from the last request to the
  * exit), stderr, pid }.
  */
-async function runApp({ traced, route, service, env = {}, nodeArgs = [], requests = N }) {
-  const app = spawnNode([...nodeArgs, ...(traced ? ['--require', REGISTER_CJS] : []), APP], {
+async function runApp({ traced, route, service, env = {}, nodeArgs = [], requests = N, preload = ['--require', REGISTER_CJS] }) {
+  const app = spawnNode([...nodeArgs, ...(traced ? preload : []), APP], {
     env: {
       OTEL_SERVICE_NAME: service,
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
@@ -118,6 +118,15 @@ for (const [route, what, error] of [
     assert.ok(traced.ms - plain.ms <= DEADLINE_MS + MARGIN_MS, `${traced.ms - plain.ms} ms added`);
   });
 }
+
+test('the ESM preload (--import): the same delivery at a crash', async () => {
+  const service = 'crash-esm';
+  const r = await runApp({ traced: true, route: '/crash', service, preload: ['--import', REGISTER_ESM] });
+  assert.equal(r.code, 1);
+  const spans = ofService(receiver.spans, service);
+  assert.equal(traceCount(spans), N + 1);
+  assertCrashTrace(spans, '/crash', CRASH);
+});
 
 test('control, FORKTRACE_EXIT_DELIVERY=off: a crash loses every queued trace, as before issue 12', async () => {
   const service = 'crash-off';
