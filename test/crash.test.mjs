@@ -289,17 +289,19 @@ test('spool bounds: total size per service (oldest removed first) and age; files
   assert.match(big.problem, /exceed FORKTRACE_SPOOL_MAX_BYTES \(65536\)/);
 });
 
-test('a start with a corrupt, a truncated, a foreign and a too-old spool file: one warning, the good file delivered, the app serves', async () => {
+test('a start with a corrupt, a truncated, a foreign and a too-old spool file: one warning; the good file, claimed by a sender that died, delivered; the app serves', async () => {
   const service = 'spool-mixed';
   // A good file: a crash spooled (FORKTRACE_EXIT_DELIVERY=spool) by an earlier run.
   const crashed = await runApp({ traced: true, route: '/crash', service, env: { FORKTRACE_EXIT_DELIVERY: 'spool' } });
   const dir = serviceDir({ dir: SPOOL }, service);
   const [good] = fs.readdirSync(dir);
+  // As a sender that died mid-way leaves it: claimed by a process that is gone.
+  fs.renameSync(path.join(dir, good), path.join(dir, `${good}.sending-${crashed.pid}`));
   const now = Date.now();
   const header = (over) => ({ v: 1, service, pid: 4242, createdAt: now, spans: 1, encoding: 'identity', ...over });
   const write = (name, data) => fs.writeFileSync(path.join(dir, name), data, { mode: 0o600 });
   write('1-1-aaaaaaaa.otlp', Buffer.from('not a spool file at all'));
-  write('2-2-bbbbbbbb.otlp', fs.readFileSync(path.join(dir, good)).subarray(0, 20));
+  write('2-2-bbbbbbbb.otlp', fs.readFileSync(path.join(dir, `${good}.sending-${crashed.pid}`)).subarray(0, 20));
   write('3-3-cccccccc.otlp', encodeSpoolFile(header({ service: 'someone-else' }), Buffer.alloc(0)));
   write('4-4-dddddddd.otlp', encodeSpoolFile(header({ createdAt: now - 2 * 86_400_000 }), Buffer.alloc(0)));
   const before = receiver.requests.length;
