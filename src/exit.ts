@@ -103,7 +103,7 @@ interface Crash {
   error: unknown;
 }
 
-/** What one exit did, for the tests' and benchmarks' eyes only. */
+/** What one exit did. */
 export interface ExitOutcome {
   spans: number;
   result: 'none' | 'delivered' | 'rejected' | 'spooled' | 'lost';

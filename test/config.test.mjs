@@ -209,11 +209,11 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '700' }, 'shutdownTimeoutMillis', 700, null],
     [{ FORKTRACE_EXIT_DELIVERY: 'SPOOL' }, 'exitDelivery', 'spool', null],
     [{ FORKTRACE_EXIT_DELIVERY: 'later' }, 'exitDelivery', 'send', 'FORKTRACE_EXIT_DELIVERY="later" is not supported; accepted: send, spool, off. Using send.'],
-    [{}, 'spoolDir', '/tmp/forktrace-spool-1000', null],
+    [{}, 'spoolDir', '/scratch/forktrace-spool-1000', null],
     [{ FORKTRACE_SPOOL_DIR: '/var/spool/app/' }, 'spoolDir', '/var/spool/app/', null],
     [{ FORKTRACE_SPOOL_DIR: 'None' }, 'spoolDir', undefined, null],
     [{ FORKTRACE_EXIT_DELIVERY: 'off' }, 'spoolDir', undefined, null],
-    [{ FORKTRACE_SPOOL_DIR: 'spool' }, 'spoolDir', '/tmp/forktrace-spool-1000', 'FORKTRACE_SPOOL_DIR="spool" is not supported; accepted: an absolute path, or none. Using the default folder.'],
+    [{ FORKTRACE_SPOOL_DIR: 'spool' }, 'spoolDir', '/scratch/forktrace-spool-1000', 'FORKTRACE_SPOOL_DIR="spool" is not supported; accepted: an absolute path, or none. Using the default folder.'],
     [{ FORKTRACE_SPOOL_MAX_BYTES: '100000' }, 'spoolMaxBytes', 100000, null],
     [{ FORKTRACE_SPOOL_MAX_AGE_MS: '3600000' }, 'spoolMaxAgeMillis', 3600000, null],
     [{ FORKTRACE_SPOOL_MAX_BYTES: '100' }, 'spoolMaxBytes', 8388608, 'FORKTRACE_SPOOL_MAX_BYTES="100" is not supported; accepted: a whole number from 65536 to 1073741824'],
@@ -228,7 +228,7 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
   ];
   for (const [env, key, expected, warning] of cases) {
     // The default spool folder: in the host's temporary folder, named after the user.
-    const c = resolve({ OTEL_SERVICE_NAME: 'x', ...env }, {}, host(APP, { tmpdir: '/tmp', user: '1000' }));
+    const c = resolve({ OTEL_SERVICE_NAME: 'x', ...env }, {}, host(APP, { tmpdir: '/scratch', user: '1000' }));
     assert.deepEqual(c[key], expected, JSON.stringify(env));
     if (warning === null) assert.deepEqual(c.warnings, [], JSON.stringify(env));
     else {
