@@ -60,6 +60,7 @@ async function runApp({ traced, route, service, env = {}, nodeArgs = [], request
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: '5000',
       TMPDIR: TMP,
+      FORKTRACE_SPOOL_DIR: '', // blank is unset: the default folder, in TMP
       ...env,
     },
   });
@@ -167,7 +168,7 @@ test('SIGKILL, a fatal signal without a handler (SIGHUP) and the out-of-memory a
   for (const c of cases) {
     const service = `lost-${c.name}`;
     const app = spawnNode([...(c.nodeArgs ?? []), '--require', REGISTER_CJS, APP], {
-      env: { OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '5000', TMPDIR: TMP },
+      env: { OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '5000', TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '' },
     });
     const { listening: port } = await app.ready;
     for (let i = 0; i < 5; i++) await get(`http://127.0.0.1:${port}/hello`);
@@ -234,7 +235,7 @@ for (const mode of ['send', 'spool']) {
     // The endpoint is back; the next process of the service (a restart, a redeploy) sends them.
     const back = await startReceiver({ port });
     try {
-      const next = spawnNode(['--require', REGISTER_CJS, APP], { env: { OTEL_SERVICE_NAME: service, TMPDIR: TMP, OTEL_BSP_SCHEDULE_DELAY: '5000', ...env } });
+      const next = spawnNode(['--require', REGISTER_CJS, APP], { env: { OTEL_SERVICE_NAME: service, TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '', OTEL_BSP_SCHEDULE_DELAY: '5000', ...env } });
       await next.ready;
       const spans = await back.waitFor((s) => traceCount(s) >= N + 1, 5000);
       assert.equal(traceCount(spans), N + 1);
@@ -247,7 +248,7 @@ for (const mode of ['send', 'spool']) {
       assert.deepEqual(fs.readdirSync(dir), [], 'removed once delivered');
 
       // A third start finds nothing: delivered once, never twice.
-      const third = spawnNode(['--require', REGISTER_CJS, APP], { env: { OTEL_SERVICE_NAME: service, TMPDIR: TMP, ...env } });
+      const third = spawnNode(['--require', REGISTER_CJS, APP], { env: { OTEL_SERVICE_NAME: service, TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '', ...env } });
       await third.ready;
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(traceCount(back.spans), N + 1);
@@ -306,7 +307,7 @@ test('a start with a corrupt, a truncated, a foreign and a too-old spool file: o
   write('4-4-dddddddd.otlp', encodeSpoolFile(header({ createdAt: now - 2 * 86_400_000 }), Buffer.alloc(0)));
   const before = receiver.requests.length;
   const app = spawnNode(['--require', REGISTER_CJS, APP], {
-    env: { OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, TMPDIR: TMP },
+    env: { OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '' },
   });
   const { listening: port } = await app.ready;
   await waitUntil(() => /spool: skipped/.test(app.stderr), app);
@@ -342,7 +343,7 @@ test('node:cluster: a worker that crashes delivers N + 1 traces; the primary see
     const service = traced ? 'cluster-crash' : 'cluster-crash-untraced';
     const port = await freePort();
     const app = spawnNode([...(traced ? ['--require', REGISTER_CJS] : []), PRIMARY], {
-      env: { PORT: String(port), WORKERS: '1', OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '5000', TMPDIR: TMP },
+      env: { PORT: String(port), WORKERS: '1', OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '5000', TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '' },
       readyKey: 'worker',
     });
     await waitUntil(() => app.lines.some((l) => 'listening' in l), app);
