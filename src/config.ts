@@ -1,6 +1,14 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ExporterName, ExpressLayerName, ForktraceOptions, LogLevelName, SamplerName } from './types';
+import type {
+  ExitDeliveryName,
+  ExporterName,
+  ExpressLayerName,
+  ForktraceOptions,
+  LogLevelName,
+  SamplerName,
+} from './types';
 import type { Pm2Info } from './pm2';
 import { parseKeyValueList, redactUrl } from './secrets';
 
@@ -23,6 +31,10 @@ export interface HostFacts {
   pm2EnvKeys?: ReadonlySet<string>;
   /** Returns the text of `file`, or undefined when it cannot be read (the CA file). Default: fs. */
   readFile?(file: string): string | undefined;
+  /** The folder the default spool folder goes in. Default: `os.tmpdir()`. */
+  tmpdir?: string;
+  /** Who runs the process, so that the default spool folder is per user. Default: the uid. */
+  user?: string;
 }
 
 export interface BatchConfig {
@@ -30,6 +42,24 @@ export interface BatchConfig {
   exportTimeoutMillis: number;
   maxQueueSize: number;
   maxExportBatchSize: number;
+}
+
+export interface SpoolConfig {
+  /** Absolute path of the per-user spool folder; each service has a folder inside it. */
+  dir: string;
+  /** Bound on the bytes of one service's spool folder; the oldest files go first. */
+  maxBytes: number;
+  /** Files older than this are removed, not delivered. */
+  maxAgeMillis: number;
+}
+
+/** The spool's settings together, or undefined when there is no spool. */
+export function spoolConfig(
+  config: Pick<ResolvedConfig, 'spoolDir' | 'spoolMaxBytes' | 'spoolMaxAgeMillis'>,
+): SpoolConfig | undefined {
+  return config.spoolDir === undefined
+    ? undefined
+    : { dir: config.spoolDir, maxBytes: config.spoolMaxBytes, maxAgeMillis: config.spoolMaxAgeMillis };
 }
 
 /** The resolved configuration: plain data, built only by {@link resolveConfig}. */
@@ -64,6 +94,12 @@ export interface ResolvedConfig {
   expressLayers: ExpressLayerName[];
   instrumentPrimary: boolean;
   shutdownTimeoutMillis: number;
+  /** What an exit that cannot wait (a crash, `process.exit()`) does with the queued spans. */
+  exitDelivery: ExitDeliveryName;
+  /** Absolute path of the spool folder, where spans an exit could not deliver wait for the next start; undefined: no spool. */
+  spoolDir: string | undefined;
+  spoolMaxBytes: number;
+  spoolMaxAgeMillis: number;
   /** Where each setting came from. */
   sources: Record<string, Source>;
   /** Every secret value, so that output can be scrubbed of them. */
@@ -88,6 +124,9 @@ const SAMPLERS: readonly SamplerName[] = [
 const LOG_LEVELS: readonly LogLevelName[] = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];
 const EXPRESS_LAYERS: readonly ExpressLayerName[] = ['request_handler', 'middleware', 'router'];
 const INSTRUMENTATIONS = ['http', 'express', 'mysql2'] as const;
+const EXIT_DELIVERIES: readonly ExitDeliveryName[] = ['send', 'spool', 'off'];
+/** FORKTRACE_SPOOL_DIR's value that turns the spool off. */
+const NO_SPOOL = 'none';
 
 /** Bounds of the numeric settings: [option name, env var, min, max, default]. */
 const NUMBERS = {
@@ -97,6 +136,8 @@ const NUMBERS = {
   maxQueueSize: ['batch.maxQueueSize', 'OTEL_BSP_MAX_QUEUE_SIZE', 1, 1_000_000, 2048],
   maxExportBatchSize: ['batch.maxExportBatchSize', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 1, 1_000_000, 512],
   shutdownTimeoutMillis: ['shutdownTimeoutMillis', 'FORKTRACE_SHUTDOWN_TIMEOUT_MS', 0, 60_000, 1000],
+  spoolMaxBytes: ['spoolMaxBytes', 'FORKTRACE_SPOOL_MAX_BYTES', 65_536, 1_073_741_824, 8_388_608],
+  spoolMaxAgeMillis: ['spoolMaxAgeMillis', 'FORKTRACE_SPOOL_MAX_AGE_MS', 1000, 2_592_000_000, 86_400_000],
 } as const;
 
 /** Messages, exported so that tests can assert them word for word. */
@@ -552,6 +593,32 @@ export function resolveConfig(
   );
   const shutdownTimeoutMillis = num('shutdownTimeoutMillis', options.shutdownTimeoutMillis);
 
+  const exitDelivery = pick(
+    'exitDelivery',
+    options.exitDelivery,
+    'FORKTRACE_EXIT_DELIVERY',
+    enumParser(EXIT_DELIVERIES, 'send'),
+    'send',
+  );
+  // Straight in the temporary folder, whose sticky bit keeps others from replacing it once made.
+  const defaultSpoolDir = () => path.join(host.tmpdir ?? os.tmpdir(), `forktrace-spool-${host.user ?? defaultUser()}`);
+  const spoolDir = pick(
+    'spoolDir',
+    options.spoolDir,
+    'FORKTRACE_SPOOL_DIR',
+    (raw, name): string | false | undefined => {
+      if (raw.toLowerCase() === NO_SPOOL) return false;
+      // Under pm2 the preload runs in the daemon's cwd, not the app's: a relative path would
+      // land wherever pm2 was first started.
+      if (path.isAbsolute(raw)) return path.normalize(raw);
+      warnings.push(messages.badEnvValue(name, raw, `an absolute path, or ${NO_SPOOL}`, 'the default folder'));
+      return undefined;
+    },
+    undefined as string | false | undefined,
+  );
+  const spoolMaxBytes = num('spoolMaxBytes', options.spoolMaxBytes);
+  const spoolMaxAgeMillis = num('spoolMaxAgeMillis', options.spoolMaxAgeMillis);
+
   return {
     disabled,
     serviceName,
@@ -577,6 +644,10 @@ export function resolveConfig(
     expressLayers,
     instrumentPrimary,
     shutdownTimeoutMillis,
+    exitDelivery,
+    spoolDir: spoolDir === false || exitDelivery === 'off' ? undefined : (spoolDir ?? defaultSpoolDir()),
+    spoolMaxBytes,
+    spoolMaxAgeMillis,
     sources,
     secrets: [...new Set(secrets.filter((s) => s.length > 0))],
     // A value may hold a line break; printed as is, it would forge a log line of its own.
@@ -711,6 +782,11 @@ function validateOptions(o: unknown): asserts o is ForktraceOptions {
     }
   };
   oneOf('compression', o.compression, ['gzip', 'none']);
+  oneOf('exitDelivery', o.exitDelivery, EXIT_DELIVERIES);
+  if (o.spoolDir !== undefined && o.spoolDir !== false) {
+    if (typeof o.spoolDir !== 'string' || !path.isAbsolute(o.spoolDir))
+      throw new TypeError('`spoolDir` must be an absolute path, or false for no spool.');
+  }
   oneOf('sampler', o.sampler, SAMPLERS);
   oneOf('logLevel', o.logLevel, LOG_LEVELS);
   const listOf = (key: string, value: unknown, accepted: readonly string[]) => {
@@ -803,6 +879,17 @@ export function findAppPackage(host: HostFacts): AppPackage | undefined {
 
 function isInsideNodeModules(p: string): boolean {
   return p.split(/[\\/]/).includes('node_modules');
+}
+
+/** The uid on POSIX, else the user name, made safe for a file name. */
+function defaultUser(): string {
+  const uid = process.getuid?.();
+  if (uid !== undefined) return String(uid);
+  try {
+    return os.userInfo().username.replace(/[^A-Za-z0-9_.-]/g, '_');
+  } catch {
+    return 'user';
+  }
 }
 
 /** The real host, read when resolveConfig is called (never at import time). */

@@ -261,6 +261,9 @@ export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, 
 
 /** Counts what the wrapped exporter delivers and reports each failure. */
 export class CountingExporter implements SpanExporter, Abandonable {
+  /** Batches handed to the exporter and not answered yet: an exit sends them again. */
+  private readonly inFlight = new Set<ReadableSpan[]>();
+
   constructor(
     private readonly inner: SpanExporter,
     readonly stats: ExportStats,
@@ -270,9 +273,11 @@ export class CountingExporter implements SpanExporter, Abandonable {
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     this.stats.exported += spans.length;
     let called = false;
+    this.inFlight.add(spans);
     const done = (result: ExportResult) => {
       if (called) return;
       called = true;
+      this.inFlight.delete(spans);
       if (result.code === ExportResultCode.SUCCESS) this.stats.delivered += spans.length;
       else {
         this.stats.failed += spans.length;
@@ -300,6 +305,25 @@ export class CountingExporter implements SpanExporter, Abandonable {
     const inner = this.inner as Partial<Abandonable>;
     return inner.abandonInFlight?.() ?? 0;
   }
+
+  /** Whether this sends OTLP (an exit can send its spans from another process) or not (console). */
+  get isOtlp(): boolean {
+    return this.inner instanceof OtlpProtoExporter;
+  }
+
+  /** The spans of the exports not answered yet. */
+  inFlightSpans(): ReadableSpan[] {
+    return [...this.inFlight].flat();
+  }
+}
+
+/**
+ * The spans a batch processor holds and has not exported yet (its private `_finishedSpans`,
+ * sdk-trace 3.1 BatchSpanProcessorBase); an exit sends them. Empty if the internals differ.
+ */
+export function queuedSpans(processor: BatchSpanProcessor): ReadableSpan[] {
+  const queue = (processor as unknown as Partial<BatchInternals>)._finishedSpans;
+  return Array.isArray(queue) ? (queue as ReadableSpan[]) : [];
 }
 
 /**

@@ -12,7 +12,14 @@ export type { ForktraceHandle, SpanStats } from './instrument';
 export { statusMessages, loadOrderWarning } from './log';
 export { resolveConfig, redactConfig, messages, DEFAULT_ENDPOINT, DEFAULT_API_KEY_HEADER } from './config';
 export type { ResolvedConfig, RedactedConfig, Source, Env, HostFacts } from './config';
-export type { ForktraceOptions, ExporterName, SamplerName, ExpressLayerName, LogLevelName } from './types';
+export type {
+  ForktraceOptions,
+  ExporterName,
+  SamplerName,
+  ExpressLayerName,
+  LogLevelName,
+  ExitDeliveryName,
+} from './types';
 export { withSpan, injectTraceHeaders, extractTraceContext } from './api';
 export type { WithSpanOptions } from './api';
 export { ATTR_WORKER_INDEX, ATTR_PROCESS_MANAGER } from './types';

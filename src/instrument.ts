@@ -28,10 +28,12 @@ import {
   CountingExporter,
   countingBatchProcessor,
   createExporters,
+  queuedSpans,
   zeroExportStats,
   type ExportStats,
   StopDeadlineError,
 } from './exporter';
+import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks } from './lifecycle';
 import { diagLevel, loadOrderWarning, Logger, statusMessages } from './log';
@@ -220,14 +222,13 @@ function start(
   });
 
   const counter = new EndCounter();
+  const exitDelivery = config.exitDelivery !== 'off' && config.shutdownTimeoutMillis > 0;
+  const open = exitDelivery ? new OpenSpans() : undefined;
+  const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats));
   const provider = new TracerProvider({
     resource: buildResource(config, worker),
     sampler: sampler(config),
-    spanProcessors: [
-      new QueryRedactingProcessor(),
-      counter,
-      ...exporters.map((e) => countingBatchProcessor(e, config.batch, stats)),
-    ],
+    spanProcessors: [new QueryRedactingProcessor(), counter, ...(open ? [open] : []), ...batchers],
   });
   registerGlobals(provider, api);
   const instrumentations = createInstrumentations(config);
@@ -254,6 +255,7 @@ function start(
     if (stopped) return;
     stopped = true;
     uninstallHooks();
+    uninstallExit();
     unregister();
     await provider.shutdown().catch(() => undefined);
     clearInterval(summaryTimer);
@@ -273,6 +275,24 @@ function start(
     pm2ShutdownMessage: pm2?.shutdownWithMessage ?? false,
     clusterWorker,
   });
+  const uninstallExit = open
+    ? installExitDelivery({
+        config,
+        open,
+        logger,
+        backlog: () => {
+          const pipelines = exporters.map((e, i) => ({
+            exporter: e,
+            spans: [...e.inFlightSpans(), ...(batchers[i] ? queuedSpans(batchers[i]) : [])],
+          }));
+          return {
+            otlp: pipelines.filter((p) => p.exporter.isOtlp).flatMap((p) => p.spans),
+            others: pipelines.filter((p) => !p.exporter.isOtlp),
+          };
+        },
+      })
+    : () => undefined;
+  if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
 
   const handle: ForktraceHandle = {
     config: redacted,

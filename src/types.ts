@@ -18,6 +18,16 @@ export type SamplerName =
 /** Express layer kinds that may get a span of their own. */
 export type ExpressLayerName = 'request_handler' | 'middleware' | 'router';
 
+/**
+ * What an exit that cannot wait (an uncaught exception, a fatal unhandled rejection,
+ * `process.exit()`) does with the spans still queued:
+ * - `send`: sends them before the process ends, by a short-lived child process, within
+ *   `shutdownTimeoutMillis`; what it cannot deliver goes to the spool;
+ * - `spool`: writes them to the spool only (about 2 ms); the next start of the service sends them;
+ * - `off`: nothing, as without forktrace.
+ */
+export type ExitDeliveryName = 'send' | 'spool' | 'off';
+
 /** Levels of the OpenTelemetry diagnostic log (`OTEL_LOG_LEVEL`). */
 export type LogLevelName = 'none' | 'error' | 'warn' | 'info' | 'debug' | 'verbose' | 'all';
 
@@ -123,6 +133,27 @@ export interface ForktraceOptions {
    * stop flush off (no signal listener is installed). Env `FORKTRACE_SHUTDOWN_TIMEOUT_MS`.
    */
   shutdownTimeoutMillis?: number;
+  /**
+   * What an uncaught exception, a fatal unhandled rejection or `process.exit()` does with the
+   * queued spans (see {@link ExitDeliveryName}). The spans open in the failing request end with
+   * status ERROR and an `exception` event. Default `send`; env `FORKTRACE_EXIT_DELIVERY`.
+   * `shutdownTimeoutMillis: 0` turns it off as well.
+   */
+  exitDelivery?: ExitDeliveryName;
+  /**
+   * Absolute path of the folder (mode 0700, one per user) where spans an exit could not deliver
+   * wait for the next start of the same service on this host, or `false` for no spool. Default:
+   * `forktrace-spool-<uid>` in the OS temporary folder (`os.tmpdir()`); env `FORKTRACE_SPOOL_DIR` (`none` for no
+   * spool). The files hold the OTLP request body and the service name, never headers or keys.
+   */
+  spoolDir?: string | false;
+  /**
+   * Bound on the bytes one service keeps in the spool; the oldest files are removed first.
+   * Default 8388608 (8 MiB); env `FORKTRACE_SPOOL_MAX_BYTES`.
+   */
+  spoolMaxBytes?: number;
+  /** Spooled spans older than this are removed, not sent. Default 86400000 (24 h); env `FORKTRACE_SPOOL_MAX_AGE_MS`. */
+  spoolMaxAgeMillis?: number;
 }
 
 /**

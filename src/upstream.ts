@@ -52,6 +52,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: 'replaced so that a failed export does not let a second one start alongside (exporter.ts oneExportAtATime); if the private members it uses are gone, upstream is left as is',
   },
   {
+    name: 'BatchSpanProcessorBase._finishedSpans',
+    ...SDK_TRACE,
+    why: 'the queued spans an exit that cannot wait sends (exporter.ts queuedSpans, exit.ts); if it moves, an exit sends only the spans in flight and those it ends',
+  },
+  {
     name: 'BatchSpanProcessor selfObsMeterProvider queue_full counter',
     ...SDK_TRACE,
     why: 'the only place a span dropped on a full queue is counted (exporter.ts queueDropCounter); if it moves, stats.queueFull stays 0',

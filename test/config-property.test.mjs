@@ -178,6 +178,7 @@ const OPTION_NAMES = [
   'serviceName', 'serviceVersion', 'environment', 'resourceAttributes', 'endpoint', 'headers', 'apiKey',
   'apiKeyHeader', 'compression', 'timeoutMillis', 'exporters', 'sampler', 'samplerRatio', 'batch', 'logLevel',
   'excludedUrls', 'instrumentations', 'maskDbStatements', 'expressLayers', 'instrumentPrimary', 'shutdownTimeoutMillis',
+  'exitDelivery', 'spoolDir', 'spoolMaxBytes', 'spoolMaxAgeMillis',
 ];
 
 // Objects whose keys are arbitrary strings too: a key is quoted in the message.

@@ -207,6 +207,16 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ OTEL_SDK_DISABLED: 'true' }, 'disabled', true, null],
     [{ OTEL_SDK_DISABLED: 'yes' }, 'disabled', false, 'OTEL_SDK_DISABLED="yes" is not supported; accepted: true, false'],
     [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '700' }, 'shutdownTimeoutMillis', 700, null],
+    [{ FORKTRACE_EXIT_DELIVERY: 'SPOOL' }, 'exitDelivery', 'spool', null],
+    [{ FORKTRACE_EXIT_DELIVERY: 'later' }, 'exitDelivery', 'send', 'FORKTRACE_EXIT_DELIVERY="later" is not supported; accepted: send, spool, off. Using send.'],
+    [{}, 'spoolDir', '/scratch/forktrace-spool-1000', null],
+    [{ FORKTRACE_SPOOL_DIR: '/var/spool/app/' }, 'spoolDir', '/var/spool/app/', null],
+    [{ FORKTRACE_SPOOL_DIR: 'None' }, 'spoolDir', undefined, null],
+    [{ FORKTRACE_EXIT_DELIVERY: 'off' }, 'spoolDir', undefined, null],
+    [{ FORKTRACE_SPOOL_DIR: 'spool' }, 'spoolDir', '/scratch/forktrace-spool-1000', 'FORKTRACE_SPOOL_DIR="spool" is not supported; accepted: an absolute path, or none. Using the default folder.'],
+    [{ FORKTRACE_SPOOL_MAX_BYTES: '100000' }, 'spoolMaxBytes', 100000, null],
+    [{ FORKTRACE_SPOOL_MAX_AGE_MS: '3600000' }, 'spoolMaxAgeMillis', 3600000, null],
+    [{ FORKTRACE_SPOOL_MAX_BYTES: '100' }, 'spoolMaxBytes', 8388608, 'FORKTRACE_SPOOL_MAX_BYTES="100" is not supported; accepted: a whole number from 65536 to 1073741824'],
     [{ FORKTRACE_MASK_DB_STATEMENTS: 'false' }, 'maskDbStatements', false, null],
     [{ FORKTRACE_EXPRESS_LAYERS: 'none' }, 'expressLayers', [], null],
     [{ FORKTRACE_EXPRESS_LAYERS: 'router,middleware,request_handler' }, 'expressLayers', ['router', 'middleware', 'request_handler'], null],
@@ -217,7 +227,8 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'redis,mysql2' }, 'instrumentations', { http: true, express: true, mysql2: false }, 'OTEL_NODE_DISABLED_INSTRUMENTATIONS="redis" is not supported; accepted: http, express, mysql2. Using the known names only.'],
   ];
   for (const [env, key, expected, warning] of cases) {
-    const c = resolve({ OTEL_SERVICE_NAME: 'x', ...env });
+    // The default spool folder: in the host's temporary folder, named after the user.
+    const c = resolve({ OTEL_SERVICE_NAME: 'x', ...env }, {}, host(APP, { tmpdir: '/scratch', user: '1000' }));
     assert.deepEqual(c[key], expected, JSON.stringify(env));
     if (warning === null) assert.deepEqual(c.warnings, [], JSON.stringify(env));
     else {
@@ -252,6 +263,9 @@ test('a wrong option throws a TypeError or RangeError naming it in backticks', (
     [{ exporters: 'otlp' }, TypeError, /^`exporters` must be an array/],
     [{ exporters: ['jaeger'] }, TypeError, /^`exporters\[\]` must be one of/],
     [{ timeoutMillis: -1 }, RangeError, /^`timeoutMillis` must be between 1 and 600000; got -1/],
+    [{ exitDelivery: 'later' }, TypeError, /^`exitDelivery` must be one of "send", "spool", "off"/],
+    [{ spoolDir: 'relative/spool' }, TypeError, /^`spoolDir` must be an absolute path, or false for no spool/],
+    [{ spoolMaxBytes: 10 }, RangeError, /^`spoolMaxBytes` must be between 65536 and 1073741824; got 10/],
     [{ timeoutMillis: Number.NaN }, TypeError, /^`timeoutMillis` must be a finite number/],
     [{ batch: { maxQueueSize: 1e12 } }, RangeError, /^`batch.maxQueueSize` must be between/],
     [{ samplerRatio: 1.5 }, RangeError, /^`samplerRatio`/],

@@ -1,6 +1,8 @@
 // Shared by the tests: spawning real processes (and only killing those), the local MariaDB, HTTP.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import * as http from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -40,14 +42,22 @@ export async function mysqlReachable() {
   return ok;
 }
 
-/** process.env without the developer's own OTEL_/FORKTRACE_/pm2 settings, plus `extra`. */
+// The apps' spool (spans an exit could not send) goes to a folder of this test file's own, never
+// to the user's default one: a test must neither leave spans there nor send the user's.
+const SPOOL_DIR = path.join(os.tmpdir(), `forktrace-test-spool-${process.pid}`);
+process.once('exit', () => fs.rmSync(SPOOL_DIR, { recursive: true, force: true }));
+
+/**
+ * process.env without the developer's own OTEL_/FORKTRACE_/pm2 settings, plus `extra`; the spool
+ * in a folder of the test file's own (`FORKTRACE_SPOOL_DIR: ''` in `extra` gives the default).
+ */
 export function cleanEnv(extra = {}) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(OTEL_|FORKTRACE_|PM2_|pm2_|NODE_OPTIONS$|NODE_ENV$|NODE_APP_INSTANCE$|pm_id$)/.test(k)) continue;
     env[k] = v;
   }
-  return { ...env, ...extra };
+  return { ...env, FORKTRACE_SPOOL_DIR: SPOOL_DIR, ...extra };
 }
 
 const started = new Set();

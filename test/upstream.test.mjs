@@ -12,7 +12,7 @@ import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 
 const require = createRequire(import.meta.url);
 const { UPSTREAM_INTERNALS } = require('../dist/upstream.js');
-const { countingBatchProcessor, zeroExportStats } = require('../dist/exporter.js');
+const { countingBatchProcessor, queuedSpans, zeroExportStats } = require('../dist/exporter.js');
 
 // Upstream's batch processor reports each failed export to the global handler; not wanted here.
 setGlobalErrorHandler(() => {});
@@ -123,6 +123,18 @@ const CHECKS = {
       return p;
     });
     assert.equal(patched, 1, `${patched} exports in flight at once with oneExportAtATime`);
+  },
+  'BatchSpanProcessorBase._finishedSpans': () => {
+    // An exit that cannot wait sends what the processor still holds; it reads the queue here.
+    const exporter = { export: () => {}, shutdown: () => Promise.resolve() };
+    const processor = new BatchSpanProcessor({ exporter, ...BATCH, maxExportBatchSize: 100, scheduledDelayMillis: 60_000 });
+    const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('upstream-test');
+    for (const name of ['a', 'b', 'c']) tracer.startSpan(name).end();
+    assert.deepEqual(
+      queuedSpans(processor).map((s) => s.name),
+      ['a', 'b', 'c'],
+      'the queued spans are no longer in _finishedSpans: an exit would send only the spans in flight',
+    );
   },
   'BatchSpanProcessor selfObsMeterProvider queue_full counter': async () => {
     const stats = zeroExportStats();

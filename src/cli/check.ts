@@ -52,6 +52,10 @@ const LABELS: Record<string, string> = {
   expressLayers: 'express layers',
   instrumentPrimary: 'trace cluster primary',
   shutdownTimeoutMillis: 'stop flush deadline (ms)',
+  exitDelivery: 'crash/exit delivery',
+  spoolDir: 'spool folder',
+  spoolMaxBytes: 'spool max bytes',
+  spoolMaxAgeMillis: 'spool max age (ms)',
 };
 
 function show(value: unknown): string {

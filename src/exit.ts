@@ -1,0 +1,365 @@
+/**
+ * Exits that cannot wait: an uncaught exception, an unhandled rejection that Node makes fatal,
+ * and `process.exit()` called by the app. None of them lets an asynchronous export finish, so
+ * the queued spans die with the process (the stop paths, src/lifecycle.ts, can wait: signals,
+ * pm2's message, cluster disconnect, beforeExit). Here, inside the process's `exit` event, which
+ * all three reach and which runs synchronous code only:
+ *
+ * 1. the spans still open end; those of the trace whose code threw get status ERROR and an
+ *    `exception` event (recorded by `uncaughtExceptionMonitor`, which runs before Node's own
+ *    handling and, unlike an `uncaughtException` listener, changes nothing in it: pm2's
+ *    ProcessContainer exits the worker only when its own listener is the only one);
+ * 2. every span queued or in flight is serialized as the exporter would (serializeByTrace), and
+ *    gzipped;
+ * 3. `send`: a short-lived sender process (dist/exit-sender.js) run by `spawnSync` posts it, within
+ *    what is left of `shutdownTimeoutMillis`; what it cannot deliver, and everything in `spool`
+ *    mode, is written to the spool (src/spool.ts) for the next start of the service.
+ *
+ * Chosen by measurement (BENCHMARKS.md "Crash delivery"): handing a full queue (68 KB) over
+ * inside `exit` took 46–61 ms by `spawnSync` of a node sender and 32–60 ms by a worker thread
+ * waited for with Atomics.wait (medians, Node 22–26), a synchronous file write under 1 ms. The
+ * sender process won on what the numbers do not show: `spawnSync` kills it at the deadline, and
+ * it starts clean, without the dying process's heap, preloads, loader hooks or environment. The
+ * file write is the fallback, and the `spool` mode. Nothing is printed on success, so an exit's
+ * error output is Node's own; nothing runs on the hot path but the open-span set below.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { context, SpanStatusCode, trace, type Context, type Exception } from '@opentelemetry/api';
+import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import { spoolConfig, type ResolvedConfig } from './config';
+import { serializeByTrace } from './exporter';
+import type { Logger } from './log';
+import { SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
+import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
+
+/** Set on every span the exit ended: it did not end by itself. */
+export const ATTR_ENDED_AT_EXIT = 'forktrace.ended_at_exit';
+
+/** Crashes remembered for the exit, newest last; an app that survives a few keeps only these. */
+const MAX_CRASHES = 16;
+/**
+ * Kept out of the sender's share of the deadline: the spool write (under 1 ms measured) and the
+ * process's own end, so that a blackholed endpoint still adds less than the deadline in all
+ * (measured: 975–1061 ms with 50 ms kept, at the 1000 ms default).
+ */
+const SPOOL_RESERVE_MS = 100;
+/** Below this, a sender process could hardly start (measured: 40–80 ms to deliver). */
+const MIN_SEND_MS = 100;
+const SENDER = path.join(__dirname, 'exit-sender.js');
+
+/**
+ * Spans tracked at most: a span the app never ends would otherwise be held here for good, where
+ * without forktrace it is garbage once unreferenced. Past this, new spans are not tracked and an
+ * exit does not end them.
+ */
+const MAX_OPEN_SPANS = 10_000;
+
+/** The spans started and not yet ended, so that an exit can end them. */
+export class OpenSpans implements SpanProcessor {
+  readonly spans = new Set<Span>();
+  onStart(span: Span, _ctx: Context): void {
+    if (this.spans.size < MAX_OPEN_SPANS) this.spans.add(span);
+  }
+  onEnd(span: ReadableSpan): void {
+    this.spans.delete(span as Span);
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  shutdown(): Promise<void> {
+    this.spans.clear();
+    return Promise.resolve();
+  }
+}
+
+/** What each exporter has not delivered yet: queued in its batch processor or in flight. */
+export interface Backlog {
+  otlp: ReadableSpan[];
+  others: Array<{ exporter: SpanExporter; spans: ReadableSpan[] }>;
+}
+
+export interface ExitDeliveryOptions {
+  config: Pick<
+    ResolvedConfig,
+    | 'exitDelivery'
+    | 'shutdownTimeoutMillis'
+    | 'serviceName'
+    | 'endpoint'
+    | 'headers'
+    | 'compression'
+    | 'certificateFile'
+    | 'spoolDir'
+    | 'spoolMaxBytes'
+    | 'spoolMaxAgeMillis'
+  >;
+  open: OpenSpans;
+  backlog(): Backlog;
+  logger: Logger;
+}
+
+interface Crash {
+  error: unknown;
+}
+
+/** What one exit did. */
+export interface ExitOutcome {
+  spans: number;
+  result: 'none' | 'delivered' | 'rejected' | 'spooled' | 'lost';
+  why?: string;
+}
+
+/** Installs the exit delivery; returns a function that removes it. */
+export function installExitDelivery(o: ExitDeliveryOptions): () => void {
+  const crashes = new Map<string, Crash>();
+  const onCrash = (error: unknown) => {
+    try {
+      const span = trace.getSpan(context.active());
+      if (span === undefined) return;
+      const traceId = span.spanContext().traceId;
+      crashes.delete(traceId);
+      crashes.set(traceId, { error });
+      if (crashes.size > MAX_CRASHES) crashes.delete(crashes.keys().next().value as string);
+    } catch {
+      // never in the way of Node's own handling
+    }
+  };
+  let done = false;
+  const onExit = () => {
+    if (done) return;
+    done = true;
+    try {
+      deliverAtExit(o, crashes);
+    } catch {
+      // An exit listener that throws changes the exit code and the error output.
+    }
+  };
+  process.on('uncaughtExceptionMonitor', onCrash);
+  process.on('exit', onExit);
+  const uninstallRejections = followRejectionListeners(o.open);
+  return () => {
+    process.removeListener('uncaughtExceptionMonitor', onCrash);
+    process.removeListener('exit', onExit);
+    uninstallRejections();
+  };
+}
+
+/**
+ * An unhandled rejection that some listener takes (pm2 cluster mode's ProcessContainer logs it)
+ * is not fatal: the request that made it hangs until its client gives up, and upstream then ends
+ * its span as if nothing happened (status unset, code 200). So, while another listener exists,
+ * forktrace listens too and marks the open spans of that trace ERROR with the exception event.
+ * Never alone: a listener of forktrace's own would make every unhandled rejection non-fatal.
+ */
+function followRejectionListeners(open: OpenSpans): () => void {
+  const EVENT = 'unhandledRejection';
+  const onRejection = (reason: unknown) => {
+    try {
+      const active = trace.getSpan(context.active());
+      if (active === undefined) return;
+      markTrace(open, active.spanContext().traceId, reason);
+    } catch {
+      // never in the way of the app's own listener
+    }
+  };
+  const others = () => process.listeners(EVENT).filter((l) => l !== onRejection).length;
+  const onNew = (event: string | symbol, listener: unknown) => {
+    if (event === EVENT && listener !== onRejection && !process.listeners(EVENT).includes(onRejection))
+      process.on(EVENT, onRejection);
+  };
+  const onRemoved = (event: string | symbol) => {
+    if (event === EVENT && others() === 0) process.removeListener(EVENT, onRejection);
+  };
+  process.on('newListener', onNew);
+  process.on('removeListener', onRemoved);
+  if (others() > 0) process.on(EVENT, onRejection);
+  return () => {
+    process.removeListener('newListener', onNew);
+    process.removeListener('removeListener', onRemoved);
+    process.removeListener(EVENT, onRejection);
+  };
+}
+
+/** The open spans of `traceId` get status ERROR and the exception event. */
+function markTrace(open: OpenSpans, traceId: string, error: unknown): void {
+  for (const span of open.spans) {
+    if (span.ended || span.spanContext().traceId !== traceId) continue;
+    span.recordException(asException(error));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: describe(error) });
+  }
+}
+
+function endOpenSpans(open: OpenSpans, crashes: ReadonlyMap<string, Crash>): void {
+  for (const [traceId, crash] of crashes) markTrace(open, traceId, crash.error);
+  for (const span of [...open.spans]) {
+    if (span.ended) continue;
+    span.setAttribute(ATTR_ENDED_AT_EXIT, true);
+    span.end();
+  }
+}
+
+function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Crash>): ExitOutcome {
+  const started = Date.now();
+  const { config, logger } = o;
+  endOpenSpans(o.open, crashes);
+  const { otlp, others } = o.backlog();
+  // The console exporter writes synchronously.
+  for (const { exporter, spans } of others) {
+    if (spans.length > 0) exporter.export(spans, () => undefined);
+  }
+  if (otlp.length === 0) return { spans: 0, result: 'none' };
+  const raw = serializeByTrace(otlp);
+  if (raw === undefined) return { spans: 0, result: 'none' };
+  const body = config.compression === 'gzip' ? zlib.gzipSync(raw) : raw;
+  const encoding = config.compression === 'gzip' ? 'gzip' : 'identity';
+
+  let why: string | undefined;
+  if (config.exitDelivery === 'send') {
+    const budget = config.shutdownTimeoutMillis - (Date.now() - started) - SPOOL_RESERVE_MS;
+    const target: PostTarget = {
+      url: config.endpoint,
+      headers: config.headers,
+      encoding,
+      ...(config.certificateFile ? { certificateFile: config.certificateFile } : {}),
+      timeoutMillis: budget,
+    };
+    const outcome: PostOutcome =
+      budget >= MIN_SEND_MS
+        ? sendSync(target, body, budget)
+        : { result: 'failed', why: `${config.shutdownTimeoutMillis} ms stop deadline too short to send` };
+    if (outcome.result === 'delivered') return { spans: otlp.length, result: 'delivered' };
+    if (outcome.result === 'rejected') {
+      logger.warn(exitMessages.rejected(otlp.length, config.endpoint, outcome.why));
+      return { spans: otlp.length, result: 'rejected', why: outcome.why };
+    }
+    why = outcome.why;
+  }
+  const spool = spoolConfig(config);
+  if (spool === undefined) {
+    logger.warn(
+      exitMessages.lost(otlp.length, `${why ?? 'not sent'}, and there is no spool (FORKTRACE_SPOOL_DIR=none)`),
+    );
+    return { spans: otlp.length, result: 'lost', why };
+  }
+  const written = writeSpoolSync(
+    spool,
+    { service: config.serviceName, pid: process.pid, createdAt: Date.now(), spans: otlp.length, encoding },
+    body,
+  );
+  if ('problem' in written) {
+    logger.warn(exitMessages.lost(otlp.length, `${why ? `${why}; ` : ''}spool: ${written.problem}`));
+    return { spans: otlp.length, result: 'lost', why: written.problem };
+  }
+  // In `spool` mode that is the plan, and the next start says what it delivered.
+  if (why !== undefined) logger.warn(exitMessages.spooled(otlp.length, why, path.dirname(written.file)));
+  return { spans: otlp.length, result: 'spooled', why };
+}
+
+/** One POST by a sender process, waited for: the only way to send from inside an exit. */
+function sendSync(target: PostTarget, body: Uint8Array, budget: number): PostOutcome {
+  if (isSingleExecutable()) return { result: 'failed', why: 'a single executable application cannot run the sender' };
+  const json = Buffer.from(JSON.stringify(target), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length, 0);
+  const r = spawnSync(process.execPath, [SENDER], {
+    input: Buffer.concat([length, json, body]),
+    timeout: budget,
+    killSignal: 'SIGKILL',
+    stdio: ['pipe', 'pipe', 'ignore'],
+    // Nothing of the app's environment: no NODE_OPTIONS preload, no secrets it does not need.
+    env: process.platform === 'win32' ? { SystemRoot: process.env.SystemRoot } : {},
+    windowsHide: true,
+  });
+  const said = r.stdout?.toString('utf8').trim().slice(0, 200) || undefined;
+  if (r.error) {
+    const code = (r.error as NodeJS.ErrnoException).code;
+    return { result: 'failed', why: code === 'ETIMEDOUT' ? `no answer within ${budget} ms` : (code ?? 'spawn failed') };
+  }
+  if (r.status === SENDER_EXIT_CODE.delivered) return { result: 'delivered', why: said ?? 'sent' };
+  if (r.status === SENDER_EXIT_CODE.rejected) return { result: 'rejected', why: said ?? 'rejected' };
+  return { result: 'failed', why: said ?? `sender exited ${r.status ?? r.signal}` };
+}
+
+function isSingleExecutable(): boolean {
+  try {
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
+}
+
+function asException(error: unknown): Exception {
+  if (typeof error === 'object' && error !== null) return error as Exception;
+  return String(error);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** The lines an exit or the spool prints, word for word (tests assert them). */
+export const exitMessages = {
+  spooled: (spans: number, why: string, dir: string) =>
+    `exit: ${spans} span(s) not sent (${why}); saved in the spool (${dir}) for the next start of this service.`,
+  lost: (spans: number, why: string) => `exit: ${spans} span(s) lost: ${why}.`,
+  rejected: (spans: number, endpoint: string, why: string) =>
+    `exit: ${spans} span(s) refused by ${endpoint} (${why}); not kept.`,
+} as const;
+
+/**
+ * Sends what earlier exits of this service spooled, once tracing has started: asynchronously,
+ * without holding the process, and says in one line each what it delivered, kept or skipped.
+ * Never rejects.
+ */
+export async function deliverSpoolAtStart(
+  config: Pick<
+    ResolvedConfig,
+    | 'spoolDir'
+    | 'spoolMaxBytes'
+    | 'spoolMaxAgeMillis'
+    | 'serviceName'
+    | 'endpoint'
+    | 'headers'
+    | 'certificateFile'
+    | 'timeoutMillis'
+  >,
+  logger: Logger,
+): Promise<void> {
+  const spool = spoolConfig(config);
+  if (spool === undefined) return;
+  try {
+    const report = await deliverSpool(spool, config.serviceName, {
+      url: config.endpoint,
+      headers: config.headers,
+      ...(config.certificateFile ? { certificateFile: config.certificateFile } : {}),
+      timeoutMillis: config.timeoutMillis,
+    });
+    const dir = serviceDir(spool, config.serviceName);
+    if (report.problem !== undefined) logger.warn(spoolMessages.unusable(report.problem));
+    if (report.delivered.files > 0)
+      logger.status(spoolMessages.delivered(report.delivered.spans, report.delivered.pids));
+    if (report.rejected.files > 0)
+      logger.warn(spoolMessages.rejected(report.rejected.spans, config.endpoint, report.rejected.why.join(', ')));
+    if (report.kept.files > 0) logger.warn(spoolMessages.kept(report.kept.files, report.kept.why.join(', '), dir));
+    const { corrupt, foreign, old } = report.skipped;
+    if (corrupt + foreign + old > 0) logger.warn(spoolMessages.skipped(dir, corrupt, foreign, old));
+  } catch {
+    // The spool must never take the app down.
+  }
+}
+
+/** The lines the spool prints at a start, word for word (tests assert them). */
+export const spoolMessages = {
+  delivered: (spans: number, pids: number[]) =>
+    `delivered ${spans} span(s) spooled at the exit of pid ${pids.join(', ')}.`,
+  rejected: (spans: number, endpoint: string, why: string) =>
+    `spool: ${spans} span(s) refused by ${endpoint} (${why}); removed.`,
+  kept: (files: number, why: string, dir: string) =>
+    `spool: ${files} file(s) not delivered (${why}); kept in ${dir} for a later start.`,
+  skipped: (dir: string, corrupt: number, foreign: number, old: number) =>
+    `spool: skipped ${corrupt + foreign + old} file(s) in ${dir}: ${corrupt} corrupt, ${foreign} not this user's or service's, ${old} older than FORKTRACE_SPOOL_MAX_AGE_MS; removed those of this user.`,
+  unusable: (problem: string) =>
+    `spool: ${problem}; spans an exit cannot send are lost. Set FORKTRACE_SPOOL_DIR to a folder of this user.`,
+} as const;

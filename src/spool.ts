@@ -1,0 +1,382 @@
+/**
+ * The spool: spans an exit could not deliver, kept on local disk until the next forktrace process
+ * of the same service on this host sends them (a pm2 restart, a redeploy).
+ *
+ * Layout: `<spool dir>/<service>-<hash>/<created>-<pid>-<random>.otlp`, the folders mode 0700
+ * and owned by the user, each file mode 0600 and written once by the exiting process. A file is:
+ *
+ *   "FTSPOOL1" | uint32 BE header length | header JSON | body
+ *
+ * where the header holds the service name, the writer's pid, the time, the span count, the body's
+ * encoding, length and sha256, and the body is the OTLP ExportTraceServiceRequest exactly as it
+ * would have been sent. No header, key or URL is ever written: the next process sends with its
+ * own configuration.
+ *
+ * Once and never twice: a sender claims a file by renaming it to `<file>.sending-<pid>`, which
+ * only one process can do, and removes it after a 2xx answer. A claim whose process is gone is
+ * taken over.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { context } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
+import type { SpoolConfig } from './config';
+import { postOtlp, type PostTarget } from './otlp-post';
+
+const MAGIC = Buffer.from('FTSPOOL1', 'latin1');
+const SUFFIX = '.otlp';
+const CLAIM = /^(.+\.otlp)\.sending-(\d+)$/;
+/** A claim this old is stale whatever its pid says (a reused pid in a restarted container). */
+const STALE_CLAIM_MS = 5 * 60_000;
+/** Files a start looks at, at most; the size bound keeps the folder far below this. */
+const MAX_FILES = 1000;
+
+/** What the exiting process writes, besides the body. */
+export interface SpoolHeader {
+  v: 1;
+  service: string;
+  pid: number;
+  createdAt: number;
+  spans: number;
+  encoding: 'gzip' | 'identity';
+  bytes: number;
+  sha256: string;
+}
+
+/** Why the spool cannot be used, for one warning; undefined when it can. */
+export type SpoolProblem = string | undefined;
+
+/** The service's folder: a readable prefix of the name, and a hash so that any name is safe. */
+export function serviceDir(spool: SpoolConfig, service: string): string {
+  const readable = service.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
+  const hash = createHash('sha256').update(service).digest('hex').slice(0, 12);
+  return path.join(spool.dir, `${readable}-${hash}`);
+}
+
+const uid = () => process.getuid?.();
+
+/** Why `st` (from lstat) is not a folder this user may keep spans in; undefined if it is. */
+function folderProblem(dir: string, st: fs.Stats): SpoolProblem {
+  if (st.isSymbolicLink()) return `${dir} is a symlink`;
+  if (!st.isDirectory()) return `${dir} is not a folder`;
+  const me = uid();
+  if (me !== undefined && st.uid !== me) return `${dir} belongs to another user (uid ${st.uid})`;
+  return undefined;
+}
+
+/**
+ * Makes `dir` (mode 0700) if needed and checks that it is a real folder of this user, not a
+ * symlink nor another user's: the default spool lives in the shared temporary folder.
+ */
+function ownDir(dir: string): SpoolProblem {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700, recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create ${dir} (${errorCode(e)})`;
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (e) {
+    return `cannot read ${dir} (${errorCode(e)})`;
+  }
+  const problem = folderProblem(dir, st);
+  if (problem !== undefined) return problem;
+  if (uid() !== undefined && (st.mode & 0o077) !== 0) {
+    try {
+      fs.chmodSync(dir, 0o700);
+    } catch (e) {
+      return `cannot make ${dir} private (${errorCode(e)})`;
+    }
+  }
+  return undefined;
+}
+
+/** The service's folder, made and checked; or why it cannot be used. */
+export function prepareServiceDir(spool: SpoolConfig, service: string): { dir: string } | { problem: string } {
+  // The default folder sits in the shared temporary folder, where anyone may have made that path
+  // first: an existing folder is checked (a real folder, this user's), never trusted.
+  const problem = ownDir(spool.dir) ?? ownDir(serviceDir(spool, service));
+  return problem === undefined ? { dir: serviceDir(spool, service) } : { problem };
+}
+
+interface Entry {
+  name: string;
+  file: string;
+  bytes: number;
+  mtimeMs: number;
+}
+
+/** The folder's regular files, oldest first; symlinks and the rest are not ours to count. */
+function listSync(dir: string): Entry[] {
+  const out: Entry[] = [];
+  for (const name of fs.readdirSync(dir).slice(0, MAX_FILES)) {
+    const file = path.join(dir, name);
+    try {
+      const st = fs.lstatSync(file);
+      if (st.isFile()) out.push({ name, file, bytes: st.size, mtimeMs: st.mtimeMs });
+    } catch {
+      // removed meanwhile by another process of the service
+    }
+  }
+  return out.sort((a, b) => a.mtimeMs - b.mtimeMs || a.name.localeCompare(b.name));
+}
+
+export function encodeSpoolFile(header: Omit<SpoolHeader, 'bytes' | 'sha256'>, body: Uint8Array): Buffer {
+  const full: SpoolHeader = {
+    ...header,
+    bytes: body.byteLength,
+    sha256: createHash('sha256').update(body).digest('hex'),
+  };
+  const json = Buffer.from(JSON.stringify(full), 'utf8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length, 0);
+  return Buffer.concat([MAGIC, length, json, body]);
+}
+
+/** The header and body of a spool file, or why it is not one. */
+export function decodeSpoolFile(data: Buffer): { header: SpoolHeader; body: Buffer } | { corrupt: string } {
+  if (data.length < MAGIC.length + 4 || !data.subarray(0, MAGIC.length).equals(MAGIC))
+    return { corrupt: 'not a forktrace spool file' };
+  const length = data.readUInt32BE(MAGIC.length);
+  const start = MAGIC.length + 4;
+  if (length > 64 * 1024 || start + length > data.length) return { corrupt: 'truncated header' };
+  let header: SpoolHeader;
+  try {
+    header = JSON.parse(data.subarray(start, start + length).toString('utf8')) as SpoolHeader;
+  } catch {
+    return { corrupt: 'unreadable header' };
+  }
+  if (
+    typeof header !== 'object' ||
+    header === null ||
+    header.v !== 1 ||
+    typeof header.service !== 'string' ||
+    typeof header.createdAt !== 'number' ||
+    typeof header.spans !== 'number' ||
+    (header.encoding !== 'gzip' && header.encoding !== 'identity') ||
+    typeof header.sha256 !== 'string'
+  )
+    return { corrupt: 'unknown header' };
+  const body = data.subarray(start + length);
+  if (body.length !== header.bytes || createHash('sha256').update(body).digest('hex') !== header.sha256)
+    return { corrupt: 'body does not match its checksum' };
+  return { header, body };
+}
+
+/** What {@link writeSpoolSync} did. */
+export type SpoolWrite = { file: string; removed: number } | { problem: string };
+
+/**
+ * Writes one exit's spans, synchronously (an exit cannot wait). Before writing, removes files
+ * past the age bound, then the oldest until the new file fits the size bound.
+ */
+export function writeSpoolSync(
+  spool: SpoolConfig,
+  header: Omit<SpoolHeader, 'v' | 'bytes' | 'sha256'>,
+  body: Uint8Array,
+  now = Date.now(),
+): SpoolWrite {
+  const prepared = prepareServiceDir(spool, header.service);
+  if ('problem' in prepared) return prepared;
+  const data = encodeSpoolFile({ v: 1, ...header }, body);
+  if (data.length > spool.maxBytes)
+    return { problem: `${data.length} bytes exceed FORKTRACE_SPOOL_MAX_BYTES (${spool.maxBytes})` };
+  let removed = 0;
+  const remove = (e: Entry) => {
+    try {
+      fs.unlinkSync(e.file);
+      removed++;
+    } catch {
+      // gone already
+    }
+  };
+  const entries = listSync(prepared.dir);
+  const kept: Entry[] = [];
+  for (const e of entries) {
+    if (now - e.mtimeMs > spool.maxAgeMillis) remove(e);
+    else kept.push(e);
+  }
+  let total = kept.reduce((n, e) => n + e.bytes, 0);
+  for (const e of kept) {
+    if (total + data.length <= spool.maxBytes) break;
+    // A file being sent right now is left to its sender; the rest, oldest first.
+    if (CLAIM.test(e.name)) continue;
+    remove(e);
+    total -= e.bytes;
+  }
+  if (total + data.length > spool.maxBytes)
+    return { problem: `FORKTRACE_SPOOL_MAX_BYTES (${spool.maxBytes}) is taken by files being sent` };
+  const name = `${now}-${header.pid}-${randomBytes(4).toString('hex')}${SUFFIX}`;
+  const tmp = path.join(prepared.dir, `.${name}.tmp`);
+  try {
+    const fd = fs.openSync(
+      tmp,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0),
+      0o600,
+    );
+    try {
+      fs.writeSync(fd, data);
+    } finally {
+      fs.closeSync(fd);
+    }
+    // Readers only ever see whole files.
+    fs.renameSync(tmp, path.join(prepared.dir, name));
+  } catch (e) {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+    return { problem: `cannot write to ${prepared.dir} (${errorCode(e)})` };
+  }
+  return { file: path.join(prepared.dir, name), removed };
+}
+
+/** What a start found and did in its service's spool folder. */
+export interface SpoolReport {
+  delivered: { files: number; spans: number; pids: number[] };
+  /** Sent, but the endpoint refused it for good (a 4xx): removed. */
+  rejected: { files: number; spans: number; why: string[] };
+  /** Not delivered now (endpoint down): released for a later start. */
+  kept: { files: number; why: string[] };
+  /** Files skipped: corrupt, another user's, another service's or past the age bound. */
+  skipped: { corrupt: number; foreign: number; old: number };
+  /** The folder could not be used. */
+  problem?: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Sends the service's spooled files, one at a time, with this process's endpoint and headers;
+ * asynchronous, off the start path, and not keeping the process alive. Never rejects.
+ */
+export async function deliverSpool(
+  spool: SpoolConfig,
+  service: string,
+  target: Omit<PostTarget, 'encoding'>,
+  now = Date.now,
+): Promise<SpoolReport> {
+  const report: SpoolReport = {
+    delivered: { files: 0, spans: 0, pids: [] },
+    rejected: { files: 0, spans: 0, why: [] },
+    kept: { files: 0, why: [] },
+    skipped: { corrupt: 0, foreign: 0, old: 0 },
+  };
+  const dir = serviceDir(spool, service);
+  let names: string[];
+  try {
+    for (const d of [spool.dir, dir]) {
+      report.problem = folderProblem(d, await fs.promises.lstat(d));
+      if (report.problem !== undefined) return report;
+    }
+    names = (await fs.promises.readdir(dir)).slice(0, MAX_FILES).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') report.problem = `cannot read ${dir} (${errorCode(e)})`;
+    return report;
+  }
+  for (const name of names) {
+    const claim = CLAIM.exec(name);
+    if (!name.endsWith(SUFFIX) && !claim) continue;
+    const from = path.join(dir, name);
+    if (claim) {
+      // Another process's claim: taken over only once that process is gone (or it is this pid,
+      // reused by a restarted container).
+      const pid = Number(claim[2]);
+      let stale = pid === process.pid || !alive(pid);
+      if (!stale) {
+        try {
+          stale = now() - (await fs.promises.lstat(from)).ctimeMs > STALE_CLAIM_MS;
+        } catch {
+          continue;
+        }
+      }
+      if (!stale) continue;
+    }
+    const base = claim ? (claim[1] as string) : name;
+    const claimed = path.join(dir, `${base}.sending-${process.pid}`);
+    try {
+      await fs.promises.rename(from, claimed);
+    } catch {
+      continue; // another process claimed it first
+    }
+    await deliverOne(spool, service, target, claimed, path.join(dir, base), report, now);
+  }
+  return report;
+}
+
+async function deliverOne(
+  spool: SpoolConfig,
+  service: string,
+  target: Omit<PostTarget, 'encoding'>,
+  claimed: string,
+  released: string,
+  report: SpoolReport,
+  now: () => number,
+): Promise<void> {
+  const drop = () => fs.promises.unlink(claimed).catch(() => undefined);
+  let data: Buffer;
+  try {
+    const st = await fs.promises.lstat(claimed);
+    const me = uid();
+    if (!st.isFile() || (me !== undefined && st.uid !== me)) {
+      report.skipped.foreign++;
+      return;
+    }
+    if (st.size > spool.maxBytes) {
+      report.skipped.corrupt++;
+      return drop();
+    }
+    data = await fs.promises.readFile(claimed);
+  } catch {
+    report.skipped.corrupt++;
+    return;
+  }
+  const decoded = decodeSpoolFile(data);
+  if ('corrupt' in decoded) {
+    report.skipped.corrupt++;
+    return drop();
+  }
+  const { header, body } = decoded;
+  if (header.service !== service) {
+    report.skipped.foreign++;
+    return drop();
+  }
+  if (now() - header.createdAt > spool.maxAgeMillis) {
+    report.skipped.old++;
+    return drop();
+  }
+  // The spool's own request must not become a span of the app.
+  const outcome = await context.with(suppressTracing(context.active()), () =>
+    postOtlp({ ...target, encoding: header.encoding }, body, { unref: true }),
+  );
+  if (outcome.result === 'delivered') {
+    report.delivered.files++;
+    report.delivered.spans += header.spans;
+    if (!report.delivered.pids.includes(header.pid)) report.delivered.pids.push(header.pid);
+    return drop();
+  }
+  if (outcome.result === 'rejected') {
+    report.rejected.files++;
+    report.rejected.spans += header.spans;
+    if (!report.rejected.why.includes(outcome.why)) report.rejected.why.push(outcome.why);
+    return drop();
+  }
+  report.kept.files++;
+  if (!report.kept.why.includes(outcome.why)) report.kept.why.push(outcome.why);
+  await fs.promises.rename(claimed, released).catch(() => undefined);
+}
+
+function errorCode(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'error';
+}
