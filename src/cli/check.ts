@@ -1,5 +1,5 @@
-import { CheckInputError, loadPm2App, runCheck, type CheckReport, type Pm2App } from '../check';
-import { Redactor } from '../secrets';
+import { CheckInputError, loadPm2App, runCheck, type CheckReport, type Pm2App } from '../tools/check/check';
+import { Redactor } from '../worker/secrets';
 import { EXIT, intOption, paint, padEnd, parse, UsageError, useColor } from './common';
 
 export const CHECK_HELP = `Usage: forktrace check [script] [options]

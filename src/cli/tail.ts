@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { startReceiver, type DecodedSpan, type Receiver, type ReceivedSpan } from '../receiver';
+import { startReceiver, type DecodedSpan, type Receiver, type ReceivedSpan } from '../tools/receiver';
 import { EXIT, intOption, paint, padEnd, padStart, parse, UsageError, useColor, type Paint } from './common';
 
 export const TAIL_HELP = `Usage: forktrace tail [options]

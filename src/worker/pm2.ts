@@ -1,4 +1,4 @@
-import type { Env } from './config';
+import type { Env } from '../config/resolve';
 
 /** What forktrace needs to know about the pm2 app this process runs as. */
 export interface Pm2Info {

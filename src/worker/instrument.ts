@@ -22,7 +22,13 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { registerDiagThroughNewest, type OtelApi } from './app-api';
-import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
+import {
+  defaultHostFacts,
+  redactConfig,
+  resolveConfig,
+  type RedactedConfig,
+  type ResolvedConfig,
+} from '../config/resolve';
 import { describeExportError } from './diagnose';
 import {
   CountingExporter,
@@ -30,7 +36,6 @@ import {
   createExporters,
   queuedSpans,
   zeroExportStats,
-  type ExportStats,
   StopDeadlineError,
 } from './exporter';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
@@ -40,18 +45,7 @@ import { diagLevel, loadOrderWarning, Logger, statusMessages } from './log';
 import { pm2Messages, readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
-import type { ForktraceOptions } from './types';
-
-/**
- * Span counts for this process. With one exporter, `ended = delivered + dropped + pending`; once
- * nothing is pending (after a flush or shutdown), every span sent is either delivered or dropped.
- */
-export interface SpanStats extends ExportStats {
-  /** Sampled spans that ended. */
-  ended: number;
-  /** Ended spans neither delivered nor dropped yet: queued or in flight. */
-  pending: number;
-}
+import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
 
 /** What instrument() returns. */
 export interface ForktraceHandle {
@@ -128,7 +122,7 @@ class EndCounter implements SpanProcessor {
 /**
  * Makes `provider` the process's tracer provider, with the context manager and propagators a Node
  * server needs. sdk-trace 3.x has no NodeTracerProvider.register(); this is what it did. Through
- * `api`, the copy of @opentelemetry/api that every copy in the process accepts (src/app-api.ts).
+ * `api`, the copy of @opentelemetry/api that every copy in the process accepts (src/worker/app-api.ts).
  */
 function registerGlobals(provider: TracerProvider, { context, propagation, trace }: OtelApi): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

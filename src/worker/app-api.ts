@@ -19,7 +19,7 @@ export const API_PACKAGE = '@opentelemetry/api';
 
 /**
  * Where every 1.x copy keeps the globals (api `internal/global-utils`: `Symbol.for` of
- * `opentelemetry.js.api.<major>`); the object's `version` is the stamp. See src/upstream.ts.
+ * `opentelemetry.js.api.<major>`); the object's `version` is the stamp. See src/worker/upstream.ts.
  */
 export const API_GLOBALS_KEY = Symbol.for('opentelemetry.js.api.1');
 

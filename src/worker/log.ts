@@ -1,7 +1,6 @@
 import { DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
-import type { LogLevelName } from './types';
+import type { LogLevelName, SpanStats } from '../types';
 import type { Redactor } from './secrets';
-import type { SpanStats } from './instrument';
 import { UPSTREAM_TEXT } from './upstream';
 
 const LEVELS: Record<LogLevelName, DiagLogLevel> = {

@@ -8,9 +8,8 @@ import type {
   ForktraceOptions,
   LogLevelName,
   SamplerName,
-} from './types';
-import type { Pm2Info } from './pm2';
-import { parseKeyValueList, redactUrl } from './secrets';
+} from '../types';
+import { parseKeyValueList, redactUrl } from '../worker/secrets';
 
 /** Where a resolved setting came from, as `forktrace check` prints it. */
 export type Source = 'option' | 'env' | 'pm2 env' | 'package.json' | 'pm2 app' | 'default';
@@ -892,8 +891,16 @@ function defaultUser(): string {
   }
 }
 
+/** What config needs of pm2's view of the app (src/worker/pm2.ts readPm2). */
+export interface Pm2View {
+  appName?: string;
+  cwd?: string;
+  script?: string;
+  envKeys?: ReadonlySet<string>;
+}
+
 /** The real host, read when resolveConfig is called (never at import time). */
-export function defaultHostFacts(pm2?: Pm2Info): HostFacts {
+export function defaultHostFacts(pm2?: Pm2View): HostFacts {
   return {
     entryScript: process.argv[1],
     cwd: process.cwd(),

@@ -19,12 +19,12 @@ import {
   type RedactedConfig,
   type ResolvedConfig,
   type Source,
-} from './config';
-import { apiMessages, findApi, planGlobals } from './app-api';
-import { describeExportError, describeHttpStatus, type Diagnosis } from './diagnose';
-import { nodeTooOld, tooOldMessage } from './node-version';
-import { readPm2 } from './pm2';
-import { Redactor } from './secrets';
+} from '../../config/resolve';
+import { apiMessages, findApi, planGlobals } from '../../worker/app-api';
+import { describeExportError, describeHttpStatus, type Diagnosis } from '../../worker/diagnose';
+import { nodeTooOld, tooOldMessage } from '../../worker/node-version';
+import { readPm2 } from '../../worker/pm2';
+import { Redactor } from '../../worker/secrets';
 
 /** A problem in what `check` was asked to do (a missing ecosystem file, an unknown app). */
 export class CheckInputError extends Error {
