@@ -9,9 +9,9 @@ import { readPm2 } from './worker/pm2';
 import type { ForktraceOptions } from './types';
 
 export type { ForktraceHandle } from './worker/instrument';
-export { statusMessages, loadOrderWarning } from './worker/log';
-export { resolveConfig, redactConfig, messages, DEFAULT_ENDPOINT, DEFAULT_API_KEY_HEADER } from './config/resolve';
-export type { ResolvedConfig, RedactedConfig, Source, Env, HostFacts } from './config/resolve';
+export { statusMessages, loadOrderWarning, configMessages as messages } from './worker/messages';
+export { resolveConfig, redactConfig, DEFAULT_ENDPOINT, DEFAULT_API_KEY_HEADER } from './config/resolve';
+export type { ResolvedConfig, RedactedConfig, Source, Env, HostFacts } from './config/types';
 export type {
   ForktraceOptions,
   ExporterName,
@@ -20,6 +20,7 @@ export type {
   LogLevelName,
   ExitDeliveryName,
   SpanStats,
+  Finding,
 } from './types';
 export { withSpan, injectTraceHeaders, extractTraceContext } from './worker/with-span';
 export type { WithSpanOptions } from './worker/with-span';

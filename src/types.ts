@@ -185,6 +185,22 @@ export interface SpanStats extends ExportStats {
 }
 
 /**
+ * A warning or a problem, as a value: code decides on `code` and `setting`, never on `text`.
+ * resolveConfig returns one for each operator mistake or fallback (`ResolvedConfig.findings`);
+ * `forktrace check` adds its own and sorts them by `severity`.
+ */
+export interface Finding {
+  /** The kind of mistake, stable across releases: `bad-value`, `service-name-fallback`, … */
+  code: string;
+  /** The setting it is about (a key of `ResolvedConfig.sources`), when it is about one. */
+  setting?: string;
+  /** `problem`: something is wrong, and check exits 1; `note`: worth knowing, not wrong. */
+  severity: 'problem' | 'note';
+  /** One line for people; it never holds a secret. */
+  text: string;
+}
+
+/**
  * forktrace's own resource attributes. `forktrace.worker.index` is the worker's slot: pm2's
  * `NODE_APP_INSTANCE` (0..instances-1, kept across restarts and reloads), else
  * `FORKTRACE_WORKER_INDEX` set by a node:cluster primary, else `cluster.worker.id` (which Node

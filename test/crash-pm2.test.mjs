@@ -23,7 +23,7 @@ import { startPm2, waitForWorkers } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
-const { spoolMessages } = require('../dist/worker/exit.js');
+const { spoolMessages } = require('../dist/worker/messages.js');
 const { serviceDir } = require('../dist/worker/spool.js');
 
 const APP = path.join(ROOT, 'test', 'fixtures', 'crash-app.js');

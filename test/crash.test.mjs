@@ -22,7 +22,7 @@ import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, spawnNode, rec
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
 const { encodeSpoolFile, serviceDir, writeSpoolSync } = require('../dist/worker/spool.js');
-const { spoolMessages } = require('../dist/worker/exit.js');
+const { spoolMessages } = require('../dist/worker/messages.js');
 
 const APP = path.join(ROOT, 'test', 'fixtures', 'crash-app.js');
 const PRIMARY = path.join(ROOT, 'test', 'fixtures', 'crash-primary.js');

@@ -32,6 +32,7 @@ import { spoolConfig, type ResolvedConfig } from '../config/resolve';
 import { EXIT_SENDER } from '../paths';
 import { serializeByTrace } from './exporter';
 import type { Logger } from './log';
+import { exitMessages, spoolMessages } from './messages';
 import { SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
 import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
 
@@ -299,15 +300,6 @@ function describe(error: unknown): string {
   return String(error);
 }
 
-/** The lines an exit or the spool prints, word for word (tests assert them). */
-export const exitMessages = {
-  spooled: (spans: number, why: string, dir: string) =>
-    `exit: ${spans} span(s) not sent (${why}); saved in the spool (${dir}) for the next start of this service.`,
-  lost: (spans: number, why: string) => `exit: ${spans} span(s) lost: ${why}.`,
-  rejected: (spans: number, endpoint: string, why: string) =>
-    `exit: ${spans} span(s) refused by ${endpoint} (${why}); not kept.`,
-} as const;
-
 /**
  * Sends what earlier exits of this service spooled, once tracing has started: asynchronously,
  * without holding the process, and says in one line each what it delivered, kept or skipped.
@@ -349,17 +341,3 @@ export async function deliverSpoolAtStart(
     // The spool must never take the app down.
   }
 }
-
-/** The lines the spool prints at a start, word for word (tests assert them). */
-export const spoolMessages = {
-  delivered: (spans: number, pids: number[]) =>
-    `delivered ${spans} span(s) spooled at the exit of pid ${pids.join(', ')}.`,
-  rejected: (spans: number, endpoint: string, why: string) =>
-    `spool: ${spans} span(s) refused by ${endpoint} (${why}); removed.`,
-  kept: (files: number, why: string, dir: string) =>
-    `spool: ${files} file(s) not delivered (${why}); kept in ${dir} for a later start.`,
-  skipped: (dir: string, corrupt: number, foreign: number, old: number) =>
-    `spool: skipped ${corrupt + foreign + old} file(s) in ${dir}: ${corrupt} corrupt, ${foreign} not this user's or service's, ${old} older than FORKTRACE_SPOOL_MAX_AGE_MS; removed those of this user.`,
-  unusable: (problem: string) =>
-    `spool: ${problem}; spans an exit cannot send are lost. Set FORKTRACE_SPOOL_DIR to a folder of this user.`,
-} as const;

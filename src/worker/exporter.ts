@@ -12,7 +12,7 @@ import {
   type ReadableSpan,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
-import type { BatchConfig, ResolvedConfig } from '../config/resolve';
+import type { BatchConfig, ResolvedConfig } from '../config/types';
 import type { ExportStats } from '../types';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
 import { UPSTREAM_TEXT } from './upstream';

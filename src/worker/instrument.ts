@@ -41,8 +41,9 @@ import {
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks } from './lifecycle';
-import { diagLevel, loadOrderWarning, Logger, statusMessages } from './log';
-import { pm2Messages, readPm2, whenPm2TakesStderr } from './pm2';
+import { diagLevel, Logger } from './log';
+import { loadOrderWarning, pm2Messages, statusMessages } from './messages';
+import { readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
