@@ -12,7 +12,8 @@ const require = createRequire(import.meta.url);
 const { describeProbeError } = require('../dist/tools/check/diagnosis.js');
 const { checkMessages } = require('../dist/tools/check/messages.js');
 const { satisfies } = require('../dist/tools/check/libraries.js');
-const { plainHttpCredentials } = require('../dist/tools/check/run.js');
+const { plainHttpCredentials, unknownVariableFindings } = require('../dist/tools/check/run.js');
+const { editDistance, nearestKnown, unknownVariables } = require('../dist/tools/check/variables.js');
 const { pm2EnvNotRead } = require('../dist/tools/check/pm2-app.js');
 const { TraceAssembler } = require('../dist/tools/trace-assembler.js');
 const { renderTrace, spanJson } = require('../dist/cli/tail.js');
@@ -180,4 +181,38 @@ test('trace assembler: a trace is handed over once it settles; a late span comes
   assert.deepEqual(emitted.at(-1), [['a3'], true]);
   a.flush();
   assert.equal(emitted.length, 3, 'nothing pending is emitted twice');
+});
+
+test('unknown variables: the nearest known name for a typo, none for another signal or a stranger', () => {
+  const cases = [
+    ['OTEL_SERVICENAME', 'OTEL_SERVICE_NAME'], // a missing underscore
+    ['OTEL_SERIVCE_NAME', 'OTEL_SERVICE_NAME'], // two letters swapped: one edit
+    ['otel_service_name', 'OTEL_SERVICE_NAME'], // the case
+    ['FORKTRACE_APIKEY', 'FORKTRACE_API_KEY'],
+    ['OTEL_EXPORTER_OTLP_HEADER', 'OTEL_EXPORTER_OTLP_HEADERS'],
+    ['OTEL_EXPORTER_OTLP_TRACE_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+    ['OTEL_EXPORTER_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'], // a word left out
+    ['OTEL_TRACES_SAMPLER_ARGS', 'OTEL_TRACES_SAMPLER_ARG'], // closest by letters among words apart
+    ['FORKTRACE_SHUTDOWN_TIMEOUT', 'FORKTRACE_SHUTDOWN_TIMEOUT_MS'],
+    ['OTEL_LOG_LEVELS', 'OTEL_LOG_LEVEL'],
+    ['OTEL_METRICS_EXPORTER', undefined], // another signal's, not a typo of OTEL_TRACES_EXPORTER
+    ['OTEL_EXPORTER_OTLP_LOGS_HEADERS', undefined],
+    ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', undefined],
+    ['OTEL_PROPAGATORS', undefined],
+    ['FORKTRACE_DEBUG', undefined],
+  ];
+  for (const [name, expected] of cases) assert.equal(nearestKnown(name), expected, name);
+  assert.equal(editDistance('SERIVCE', 'SERVICE'), 1);
+  assert.equal(editDistance('', 'ab'), 2);
+  assert.deepEqual(
+    unknownVariables(['PATH', 'NODE_ENV', 'OTEL_SERVICE_NAME', 'FORKTRACE_APIKEY', 'FORKTRACE_WORKER_INDEX', 'OTEL_EXPORTER_OTLP_PROTOCOL']),
+    [{ name: 'FORKTRACE_APIKEY', nearest: 'FORKTRACE_API_KEY', setting: 'apiKey' }],
+    'known names (the protocol and the cluster slot included) and other prefixes are left alone',
+  );
+  const findings = unknownVariableFindings(new Map([['FORKTRACE_APIKEY', 'pm2 env'], ['FORKTRACE_DEBUG', 'env'], ['OTEL_PROPAGATORS', 'env']]));
+  assert.deepEqual(findings, [
+    { code: 'unknown-variable', setting: 'apiKey', severity: 'problem', text: checkMessages.misspeltVariable('FORKTRACE_APIKEY', checkMessages.inPm2Env, 'FORKTRACE_API_KEY') },
+    { code: 'unknown-variable', severity: 'problem', text: checkMessages.unknownForktraceVariable('FORKTRACE_DEBUG', '') },
+    { code: 'unknown-variable', severity: 'note', text: checkMessages.otherOtelVariable('OTEL_PROPAGATORS', '') },
+  ]);
 });

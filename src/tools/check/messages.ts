@@ -9,6 +9,14 @@ export const checkMessages = {
     `${key} in the app's env is ${kind}, which forktrace's preload does not read from pm2_env: ` +
     `the worker starts without it. Write the value as a string (in quotes).`,
   disabled: 'OTEL_SDK_DISABLED=true: tracing is off, nothing will be exported.',
+  /** `where`: '' for the environment, else where the name was written. */
+  misspeltVariable: (name: string, where: string, nearest: string) =>
+    `${name}${where} is not a variable forktrace reads; did you mean ${nearest}? As written, it is ignored and that setting keeps its value.`,
+  unknownForktraceVariable: (name: string, where: string) =>
+    `${name}${where} is not a forktrace variable, so it is ignored; the README's configuration table lists them all.`,
+  otherOtelVariable: (name: string, where: string) =>
+    `${name}${where} is not read by forktrace, which sends traces only (another tool may read it).`,
+  inPm2Env: " (in the pm2 app's env)",
   noOtlpExporter: (exporters: string[]) =>
     `OTEL_TRACES_EXPORTER=${exporters.join(',')}: no OTLP exporter, spans never reach the endpoint.`,
   plainHttpCredentials: (headerNames: string[], host: string) =>

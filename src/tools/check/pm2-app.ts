@@ -104,6 +104,8 @@ export interface CheckConfig {
   pm2?: Pm2App;
   /** With `pm2`: the app's OTEL_ / FORKTRACE_ settings the preload does not read, one sentence each. */
   unread?: string[];
+  /** Every variable name the worker would see, and whether it is in the pm2 app's env (else the environment's). */
+  names: Map<string, 'env' | 'pm2 env'>;
 }
 
 /**
@@ -126,11 +128,17 @@ export function resolveCheckConfig(opts: { pm2?: Pm2App; script?: string; env?: 
     const unread = Object.entries(app.env)
       .filter(([k]) => /^(OTEL_|FORKTRACE_)/.test(k) && !(pm2?.envKeys.has(k) ?? false))
       .map(([k, v]) => pm2EnvNotRead(k, v));
-    return { config, appDir: path.dirname(app.script), pm2: app, unread };
+    const names = new Map<string, 'env' | 'pm2 env'>(Object.keys(env).map((k) => [k, 'env']));
+    for (const k of Object.keys(app.env)) names.set(k, 'pm2 env');
+    return { config, appDir: path.dirname(app.script), pm2: app, unread, names };
   }
   const script = opts.script === undefined ? undefined : path.resolve(cwd, opts.script);
   const host: HostFacts = { ...defaultHostFacts(), entryScript: script, cwd };
-  return { config: resolveConfig(undefined, env, host), appDir: script ? path.dirname(script) : cwd };
+  return {
+    config: resolveConfig(undefined, env, host),
+    appDir: script ? path.dirname(script) : cwd,
+    names: new Map(Object.keys(env).map((k) => [k, 'env'])),
+  };
 }
 
 /** Why a key of the ecosystem `env` does not reach the preload, and the fix. */

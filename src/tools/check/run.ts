@@ -13,6 +13,7 @@ import { checkMessages } from './messages';
 import { resolveCheckConfig, type Pm2App } from './pm2-app';
 import { sendEmptyExport, type ExportProbe } from './probe';
 import { settingsReport, type SettingReport } from './settings-report';
+import { unknownVariables } from './variables';
 
 /** The whole `check` report. `problems` empty means exit 0. */
 export interface CheckReport {
@@ -53,7 +54,7 @@ export async function runCheck(opts: {
   const cwd = opts.cwd ?? process.cwd();
   const resolved = resolveCheckConfig({ ...opts, env, cwd });
   const { config } = resolved;
-  const findings = collectFindings(config, resolved.unread ?? []);
+  const findings = [...unknownVariableFindings(resolved.names), ...collectFindings(config, resolved.unread ?? [])];
   const node = { version: process.version, supported: !nodeTooOld(process.version) };
   const otlp = config.exporters.includes('otlp');
   // Sending the check itself would put the key on the wire in clear text: not without consent.
@@ -168,6 +169,26 @@ function collectFindings(config: ResolvedConfig, unread: string[]): Finding[] {
       text: checkMessages.noOtlpExporter(config.exporters),
     });
   return findings;
+}
+
+/**
+ * A name close to a known one is a misspelling, and so is any unknown FORKTRACE_ name: problems.
+ * Another OTEL_ name may be meant for another tool: a note.
+ */
+export function unknownVariableFindings(names: ReadonlyMap<string, 'env' | 'pm2 env'>): Finding[] {
+  return unknownVariables(names.keys()).map((u): Finding => {
+    const where = names.get(u.name) === 'pm2 env' ? checkMessages.inPm2Env : '';
+    if (u.nearest !== undefined)
+      return {
+        code: 'unknown-variable',
+        ...(u.setting === undefined ? {} : { setting: u.setting }),
+        severity: 'problem',
+        text: checkMessages.misspeltVariable(u.name, where, u.nearest),
+      };
+    return /^forktrace_/i.test(u.name)
+      ? { code: 'unknown-variable', severity: 'problem', text: checkMessages.unknownForktraceVariable(u.name, where) }
+      : { code: 'unknown-variable', severity: 'note', text: checkMessages.otherOtelVariable(u.name, where) };
+  });
 }
 
 /**
