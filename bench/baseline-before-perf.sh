@@ -3,7 +3,7 @@
 # performance changes taken out (trace-ordered serialization, trace-only serializer import,
 # one export at a time), into .bench-out/baseline-before-perf/dist. Then:
 #   npm run bench -- --baseline .bench-out/baseline-before-perf/dist
-# It fails loudly if src/exporter.ts no longer has the lines it edits.
+# It fails loudly if src/worker/exporter.ts no longer has the lines it edits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=.bench-out/baseline-before-perf
@@ -11,7 +11,7 @@ rm -rf $D; mkdir -p $D
 git archive HEAD src tsconfig.json package.json | tar -x -C $D
 ln -s "$PWD/node_modules" $D/node_modules
 python3 - <<'PY'
-p='.bench-out/baseline-before-perf/src/exporter.ts'
+p='.bench-out/baseline-before-perf/src/worker/exporter.ts'
 s=open(p).read()
 s=s.replace("import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer/build/src/trace';\nimport { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf';","import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';")
 assert "from '@opentelemetry/otlp-transformer';" in s

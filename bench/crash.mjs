@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 const APP = path.join(ROOT, 'test', 'fixtures', 'crash-app.js');
 const REGISTER = path.join(ROOT, 'dist', 'register.js');
 const ROUNDS = Number(/--rounds=(\d+)/.exec(process.argv.join(' '))?.[1] ?? 5);
@@ -147,7 +147,7 @@ async function spoolSize() {
 // 4. hot path
 function hotPath() {
   const { TracerProvider } = require('@opentelemetry/sdk-trace');
-  const { OpenSpans } = require('../dist/exit.js');
+  const { OpenSpans } = require('../dist/worker/exit.js');
   const noop = { onStart() {}, onEnd() {}, forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
   const measure = (processors) => {
     const tracer = new TracerProvider({ spanProcessors: processors }).getTracer('bench');

@@ -1,5 +1,5 @@
 // Correctness check for bench/floor.cjs (and, for comparison, any other bench configuration):
-// starts an in-process receiver (dist/receiver.js), the example app under the configuration,
+// starts an in-process receiver (dist/tools/receiver.js), the example app under the configuration,
 // sends single requests, then concurrent /db requests (16 at a time against a pool of 4, so that
 // getConnection queues), and checks the decoded spans: names, attributes, status, and that every
 // query span is the child of its own request's server span.
@@ -10,7 +10,7 @@ import { allConfigs } from './configs.mjs';
 import { sleep, spawnNode } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 const name = process.argv[2] ?? 'floor';
 const N = Number(process.argv[3] ?? 400);
 

@@ -5,7 +5,7 @@
 //
 // Same SDK and export path as forktrace: sdk-trace's TracerProvider (AsyncLocalStorage context manager,
 // W3C propagator, ParentBased(AlwaysOn) sampler), forktrace's resource, its OTLP/HTTP protobuf
-// exporter with gzip and its BatchSpanProcessor (dist/exporter.js), endpoint from
+// exporter with gzip and its BatchSpanProcessor (dist/worker/exporter.js), endpoint from
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT. Instead of instrumentation-http/-express/-mysql2, two
 // hand-written patches:
 //   http.Server.prototype.emit('request'): one SERVER span per request, the listener run inside
@@ -24,10 +24,10 @@ const api = require('@opentelemetry/api');
 const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
 const { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } = require('@opentelemetry/core');
 const { AlwaysOffSampler, TracerProvider } = require('@opentelemetry/sdk-trace');
-const { resolveConfig, defaultHostFacts } = require('../dist/config.js');
-const { createExporters, countingBatchProcessor, zeroExportStats } = require('../dist/exporter.js');
-const { buildResource, workerIdentity } = require('../dist/resource.js');
-const { redactQuery } = require('../dist/instrumentations.js');
+const { resolveConfig, defaultHostFacts } = require('../dist/config/resolve.js');
+const { createExporters, countingBatchProcessor, zeroExportStats } = require('../dist/worker/exporter.js');
+const { buildResource, workerIdentity } = require('../dist/worker/resource.js');
+const { redactQuery } = require('../dist/worker/instrumentations.js');
 
 const { context, trace, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode } = api;
 const on = (name) => process.env[name] !== '0';

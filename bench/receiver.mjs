@@ -1,4 +1,4 @@
-// The bench's OTLP receiver, in its own process: dist/receiver.js startReceiver (real protobuf
+// The bench's OTLP receiver, in its own process: dist/tools/receiver.js startReceiver (real protobuf
 // decoding), keeping only tallies so that memory stays flat however long the run.
 //
 // Side channel: stdout JSON lines. The first is {"url": ...}. Then each stdin line is a command:
@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import * as readline from 'node:readline';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 let mode = 'normal';
 const port = Number(process.argv[2] || 0);

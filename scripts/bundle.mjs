@@ -21,19 +21,19 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const entry = path.join(path.resolve(process.argv[2] ?? path.join(ROOT, 'dist')), 'register.js');
 const external = ['import-in-the-middle'];
 
-// dist/trace-transformer.js requires two files of otlp-transformer by a path computed at run time
+// dist/worker/trace-transformer.js requires two files of otlp-transformer by a path computed at run time
 // (the package's `exports` map allows only its index, which also loads sdk-metrics). esbuild cannot
 // follow a computed path, so the bundle gets the same two files as static requires.
 const traceTransformer = {
   name: 'trace-transformer',
   setup(b) {
     b.onResolve({ filter: /[\\/]trace-transformer$/ }, () => ({
-      path: 'dist/trace-transformer.js',
+      path: 'dist/worker/trace-transformer.js',
       namespace: 'trace-transformer',
     }));
     b.onLoad({ filter: /.*/, namespace: 'trace-transformer' }, () => {
       const req = createRequire(entry);
-      const { TRACE_TRANSFORMER_FILES: files } = req('./trace-transformer.js');
+      const { TRACE_TRANSFORMER_FILES: files } = req('./worker/trace-transformer.js');
       const dist = path.dirname(req.resolve('@opentelemetry/otlp-transformer'));
       const file = (parts) => JSON.stringify(path.join(dist, ...parts));
       return {

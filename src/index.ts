@@ -2,16 +2,16 @@
  * forktrace: OpenTelemetry tracing for Node servers that fork (pm2 cluster mode, node:cluster).
  * Named exports only; this is the whole public surface.
  */
-import { defaultHostFacts, redactConfig, resolveConfig } from './config';
-import type { ForktraceHandle } from './instrument';
-import { nodeTooOld, refuseOldNode } from './node-version';
-import { readPm2 } from './pm2';
+import { defaultHostFacts, redactConfig, resolveConfig } from './config/resolve';
+import type { ForktraceHandle } from './worker/instrument';
+import { nodeTooOld, refuseOldNode } from './worker/node-version';
+import { readPm2 } from './worker/pm2';
 import type { ForktraceOptions } from './types';
 
-export type { ForktraceHandle, SpanStats } from './instrument';
-export { statusMessages, loadOrderWarning } from './log';
-export { resolveConfig, redactConfig, messages, DEFAULT_ENDPOINT, DEFAULT_API_KEY_HEADER } from './config';
-export type { ResolvedConfig, RedactedConfig, Source, Env, HostFacts } from './config';
+export type { ForktraceHandle } from './worker/instrument';
+export { statusMessages, loadOrderWarning, configMessages as messages } from './worker/messages';
+export { resolveConfig, redactConfig, DEFAULT_ENDPOINT, DEFAULT_API_KEY_HEADER } from './config/resolve';
+export type { ResolvedConfig, RedactedConfig, Source, Env, HostFacts } from './config/types';
 export type {
   ForktraceOptions,
   ExporterName,
@@ -19,9 +19,11 @@ export type {
   ExpressLayerName,
   LogLevelName,
   ExitDeliveryName,
+  SpanStats,
+  Finding,
 } from './types';
-export { withSpan, injectTraceHeaders, extractTraceContext } from './api';
-export type { WithSpanOptions } from './api';
+export { withSpan, injectTraceHeaders, extractTraceContext } from './worker/with-span';
+export type { WithSpanOptions } from './worker/with-span';
 export { ATTR_WORKER_INDEX, ATTR_PROCESS_MANAGER } from './types';
 
 /**
@@ -37,7 +39,7 @@ export function instrument(options?: ForktraceOptions): ForktraceHandle {
   if (nodeTooOld(process.version)) return untraced(options);
   // The SDK is loaded here, on the first call, and not by `require('forktrace')`: an app traced
   // through the preload (one bundled file) that requires forktrace for `withSpan` loads only the API.
-  return (require('./instrument') as typeof import('./instrument')).instrument(options);
+  return (require('./worker/instrument') as typeof import('./worker/instrument')).instrument(options);
 }
 
 /**

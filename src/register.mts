@@ -11,7 +11,7 @@ const require = nodeModule.createRequire(import.meta.url);
 
 try {
   // Before the loader hook and import-in-the-middle, which may not load on an older Node.
-  if (!(require('./node-version.js') as typeof import('./node-version.js')).refuseOldNode()) {
+  if (!(require('./worker/node-version.js') as typeof import('./worker/node-version.js')).refuseOldNode()) {
     // Hook only the modules the instrumentations ask for; hooking every module slows startup.
     const iitm = require('import-in-the-middle') as typeof import('import-in-the-middle');
     const { registerOptions, waitForAllMessagesAcknowledged } = iitm.createAddHookMessageChannel();

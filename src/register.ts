@@ -6,8 +6,8 @@
 try {
   // Required inside the try: a broken install must not stop the app either. The Node version is
   // checked first, before the SDK, which may not even load on an older Node.
-  if (!(require('./node-version') as typeof import('./node-version')).refuseOldNode()) {
-    (require('./instrument') as typeof import('./instrument')).instrument();
+  if (!(require('./worker/node-version') as typeof import('./worker/node-version')).refuseOldNode()) {
+    (require('./worker/instrument') as typeof import('./worker/instrument')).instrument();
   }
 } catch (e) {
   try {

@@ -157,6 +157,50 @@ export interface ForktraceOptions {
 }
 
 /**
+ * Span counts since start, per exporter summed. With one exporter,
+ * `ended = delivered + dropped + pending`, and `dropped = failed + queueFull`.
+ */
+export interface ExportStats {
+  /** Spans handed to exporters. */
+  exported: number;
+  /** Spans the endpoint accepted. */
+  delivered: number;
+  /** Spans an export gave up on (after upstream's retries). */
+  failed: number;
+  /** Spans the batch queue dropped because it was full (`OTEL_BSP_MAX_QUEUE_SIZE`); never exported. */
+  queueFull: number;
+  /** Spans that will never be delivered: `failed + queueFull`. */
+  dropped: number;
+}
+
+/**
+ * Span counts for this process. With one exporter, `ended = delivered + dropped + pending`; once
+ * nothing is pending (after a flush or shutdown), every span sent is either delivered or dropped.
+ */
+export interface SpanStats extends ExportStats {
+  /** Sampled spans that ended. */
+  ended: number;
+  /** Ended spans neither delivered nor dropped yet: queued or in flight. */
+  pending: number;
+}
+
+/**
+ * A warning or a problem, as a value: code decides on `code` and `setting`, never on `text`.
+ * resolveConfig returns one for each operator mistake or fallback (`ResolvedConfig.findings`);
+ * `forktrace check` adds its own and sorts them by `severity`.
+ */
+export interface Finding {
+  /** The kind of mistake, stable across releases: `bad-value`, `service-name-fallback`, … */
+  code: string;
+  /** The setting it is about (a key of `ResolvedConfig.sources`), when it is about one. */
+  setting?: string;
+  /** `problem`: something is wrong, and check exits 1; `note`: worth knowing, not wrong. */
+  severity: 'problem' | 'note';
+  /** One line for people; it never holds a secret. */
+  text: string;
+}
+
+/**
  * forktrace's own resource attributes. `forktrace.worker.index` is the worker's slot: pm2's
  * `NODE_APP_INSTANCE` (0..instances-1, kept across restarts and reloads), else
  * `FORKTRACE_WORKER_INDEX` set by a node:cluster primary, else `cluster.worker.id` (which Node

@@ -28,7 +28,8 @@ import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, byName, childrenOf, cleanEnv,
 import { startPm2, waitForWorkers } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { apiMessages, planGlobals } = require('../dist/app-api.js');
+const { planGlobals } = require('../dist/worker/app-api.js');
+const { apiMessages } = require('../dist/worker/messages.js');
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'own-api');
 const API_1_10 = path.join(ROOT, 'node_modules', '@opentelemetry', 'api');

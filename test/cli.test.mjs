@@ -28,7 +28,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, spawnNode } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const ECOSYSTEM = path.join(ROOT, 'ecosystem.config.js');
@@ -389,6 +389,35 @@ describe('check', () => {
     assert.deepEqual(report.settings['batch.scheduledDelayMillis'], { value: 300, source: 'pm2 env', variable: 'OTEL_BSP_SCHEDULE_DELAY' });
     assert.equal(report.settings.maskDbStatements.value, false);
     assert.ok(!r.stdout.includes('987654321987'), 'a numeric API key is a secret too');
+  });
+
+  test('an unknown variable: its nearest known name, in the shell or in the pm2 env block; another signal\'s is only a note (issue 11)', async (t) => {
+    const { checkMessages } = require('../dist/tools/check/messages.js');
+    // In the shell: the key goes nowhere, and check says which name was meant, never the value.
+    const shell = await bin(['check', '--no-send', '--json', SERVER_JS], {
+      env: { OTEL_SERVICE_NAME: 'typo-app', FORKTRACE_APIKEY: CANARY, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://127.0.0.1:9/x' },
+    });
+    assert.equal(shell.code, 1, shell.stdout + shell.stderr);
+    const report = JSON.parse(shell.stdout);
+    assert.deepEqual(report.problems, [checkMessages.misspeltVariable('FORKTRACE_APIKEY', '', 'FORKTRACE_API_KEY')]);
+    assert.deepEqual(report.notes, [checkMessages.otherOtelVariable('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', '')]);
+    assert.deepEqual(
+      report.findings.filter((f) => f.code === 'unknown-variable').map((f) => [f.setting, f.severity]),
+      [['apiKey', 'problem'], [undefined, 'note']],
+    );
+    assert.equal(report.settings.apiKey.value, 'not set', 'the worker would run without the key');
+    assert.ok(!shell.stdout.includes(CANARY));
+
+    // In an ecosystem file's env block: named as such; text output lists it among the problems.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-cli-typo-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'ecosystem.config.js');
+    fs.writeFileSync(file, `module.exports = { apps: [{ name: 'typo', script: ${JSON.stringify(SERVER_JS)}, env: { OTEL_SERVICE_NAME: 'typo', OTEL_EXPORTER_OTLP_ENDPIONT: 'http://127.0.0.1:4318', FORKTRACE_DEBUG: 'true' } }] };`);
+    const pm2 = await bin(['check', '--pm2', file, '--no-send']);
+    assert.equal(pm2.code, 1, pm2.stdout + pm2.stderr);
+    assert.ok(pm2.stdout.includes(`x ${checkMessages.misspeltVariable('OTEL_EXPORTER_OTLP_ENDPIONT', checkMessages.inPm2Env, 'OTEL_EXPORTER_OTLP_ENDPOINT')}`), pm2.stdout);
+    assert.ok(pm2.stdout.includes(`x ${checkMessages.unknownForktraceVariable('FORKTRACE_DEBUG', checkMessages.inPm2Env)}`), pm2.stdout);
+    assert.match(pm2.stdout, /2 problems found/);
   });
 
   test('libraries: an unsupported express version is a problem; a missing one is only listed', async (t) => {

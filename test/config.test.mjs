@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const { resolveConfig, redactConfig, messages, DEFAULT_ENDPOINT } = require('../dist/index.js');
-const { readPm2 } = require('../dist/pm2.js');
+const { readPm2 } = require('../dist/worker/pm2.js');
 
 /** A host with the given package.json files and nothing else. */
 function host(files = {}, extra = {}) {

@@ -22,9 +22,9 @@ import { REGISTER_CJS, ROOT, SERVER, freePort, get } from './helpers.mjs';
 import { startPm2, waitForWorkers } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
-const { spoolMessages } = require('../dist/exit.js');
-const { serviceDir } = require('../dist/spool.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
+const { spoolMessages } = require('../dist/worker/messages.js');
+const { serviceDir } = require('../dist/worker/spool.js');
 
 const APP = path.join(ROOT, 'test', 'fixtures', 'crash-app.js');
 const N = 19;

@@ -20,9 +20,9 @@ import { createRequire } from 'node:module';
 import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, spawnNode, receiverForThisFile } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
-const { encodeSpoolFile, serviceDir, writeSpoolSync } = require('../dist/spool.js');
-const { spoolMessages } = require('../dist/exit.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
+const { encodeSpoolFile, serviceDir, writeSpoolSync } = require('../dist/worker/spool.js');
+const { spoolMessages } = require('../dist/worker/messages.js');
 
 const APP = path.join(ROOT, 'test', 'fixtures', 'crash-app.js');
 const PRIMARY = path.join(ROOT, 'test', 'fixtures', 'crash-primary.js');

@@ -1,4 +1,4 @@
-// One export at a time, also while exports fail (src/exporter.ts oneExportAtATime). What a user
+// One export at a time, also while exports fail (src/worker/exporter.ts oneExportAtATime). What a user
 // checks: an endpoint that keeps rejecting batches sees one request at a time from a worker, not
 // a growing crowd of them holding batches of spans in memory (upstream's batch processor lets one
 // more export start after each failure). Not covered: the refused and blackholed endpoints under

@@ -1,6 +1,6 @@
 // A controllable OTLP/HTTP endpoint for the fault tests: one port whose behaviour is switched
 // while the app runs. In `ok` mode each request is forwarded to the project's real receiver
-// (src/receiver.ts), which decodes it; every other mode answers (or fails to) on its own.
+// (src/tools/receiver.ts), which decodes it; every other mode answers (or fails to) on its own.
 // Every request is logged with a hash of its body: upstream's retries re-send the same bytes,
 // so attempts per export are counted exactly by grouping on the hash.
 import { execFileSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 const HOP_BY_HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 

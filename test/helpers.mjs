@@ -176,7 +176,7 @@ export const INTERNAL = 1;
 export function receiverForThisFile() {
   let started;
   before(async () => {
-    const { startReceiver } = createRequire(import.meta.url)('../dist/receiver.js');
+    const { startReceiver } = createRequire(import.meta.url)('../dist/tools/receiver.js');
     started = await startReceiver();
   });
   after(async () => {

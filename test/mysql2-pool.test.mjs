@@ -1,7 +1,7 @@
 // A busy mysql2 pool must not put a query span under another request. The example app's pool has
 // 4 connections; 16 requests at a time make getConnection queue, and mysql2 then runs the queued
 // callback when another request releases its connection, in that request's async context
-// (src/mysql2-pool.ts). Before the fix, 68–73 of 400 query spans sat under a request that had
+// (src/worker/mysql2-pool.ts). Before the fix, 68–73 of 400 query spans sat under a request that had
 // already answered, and a few requests showed 17–19 SELECT children.
 //
 // Expected, for every request of both routes, one trace each:

@@ -23,7 +23,7 @@ import { EXAMPLE, REGISTER_CJS, REGISTER_ESM, ROOT, get, killStarted, mysqlReach
 import { selfSignedCert, startFaultReceiver } from './fault-receiver.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 const { resolveConfig, messages } = require('../dist/index.js');
 
 const NET_RECORDER = path.join(ROOT, 'test', 'fixtures', 'net-recorder.cjs');

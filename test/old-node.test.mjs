@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { DIST, REGISTER_CJS, REGISTER_ESM, ROOT, receiverForThisFile, spawnNode } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { MIN_NODE, nodeTooOld, tooOldMessage } = require('../dist/node-version.js');
+const { MIN_NODE, nodeTooOld, tooOldMessage } = require('../dist/worker/node-version.js');
 
 const APP = path.join(ROOT, 'test', 'fixtures', 'small-app.cjs');
 const BIN = path.join(DIST, 'cli', 'main.js');

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { ROOT, get, killStarted, spawnNode, byName } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 let receiver;
 let appDir;

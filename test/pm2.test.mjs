@@ -24,8 +24,8 @@ import { ROOT, SERVER, byName, childrenOf, freePort, get, mysqlReachable } from 
 import { burst, startPm2, stopTimes, waitForWorkers } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
-const { pm2Messages } = require('../dist/pm2.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
+const { pm2Messages } = require('../dist/worker/messages.js');
 
 const ECOSYSTEM = path.join(ROOT, 'ecosystem.config.js');
 const ECOSYSTEM_ESM = path.join(ROOT, 'ecosystem.esm.config.js');

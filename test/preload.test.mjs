@@ -23,7 +23,7 @@ import {
 } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 const CANARY = 'canary-key-5f3a9e1d';
 let receiver;

@@ -1,4 +1,4 @@
-// Tests for the local OTLP/HTTP trace receiver (src/receiver.ts), fed by the
+// Tests for the local OTLP/HTTP trace receiver (src/tools/receiver.ts), fed by the
 // real upstream OTLP exporters rather than hand-built fixtures wherever an
 // exporter can produce the case. Run after `npx tsc -p tsconfig.json`.
 
@@ -15,7 +15,7 @@ import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trac
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 
-import { startReceiver, decodeTraceRequest } from '../dist/receiver.js';
+import { startReceiver, decodeTraceRequest } from '../dist/tools/receiver.js';
 
 // Compresses well, so a gzip export is clearly smaller on the wire than decoded.
 const LONG_TEXT = 'forktrace '.repeat(200);
@@ -350,7 +350,7 @@ describe('HTTP protocol', () => {
 });
 
 test('importing the module does not load protobufjs', () => {
-  const script = `require(${JSON.stringify(new URL('../dist/receiver.js', import.meta.url).pathname)});
+  const script = `require(${JSON.stringify(new URL('../dist/tools/receiver.js', import.meta.url).pathname)});
     process.stdout.write(String(Object.keys(require.cache).some((k) => k.includes('protobufjs'))));`;
   assert.equal(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }), 'false');
 });

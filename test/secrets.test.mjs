@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { DIST, EXAMPLE, REGISTER_CJS, cleanEnv, get, killStarted, spawnNode } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 // Distinct canaries per path, so that a leak names its path.
 const KEY_ENV = 'cnry-envkey-8f2b1c';

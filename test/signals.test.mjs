@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { EXAMPLE, REGISTER_CJS, SERVER, cleanEnv, get, spawnNode, receiverForThisFile } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const { startReceiver } = require('../dist/receiver.js');
+const { startReceiver } = require('../dist/tools/receiver.js');
 
 const SERVER_JS = path.join(EXAMPLE, 'server.js');
 const DEADLINE_MS = 1000; // forktrace's default FORKTRACE_SHUTDOWN_TIMEOUT_MS

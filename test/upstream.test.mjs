@@ -1,4 +1,4 @@
-// Every reliance on OpenTelemetry JS internals listed in src/upstream.ts, checked against what is
+// Every reliance on OpenTelemetry JS internals listed in src/worker/upstream.ts, checked against what is
 // installed. A test fails by the entry's name when upstream moves under it, and says what to do.
 // In process: no build of the app, no spawned worker.
 import { test } from 'node:test';
@@ -11,8 +11,8 @@ import { ExportResultCode, setGlobalErrorHandler } from '@opentelemetry/core';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 
 const require = createRequire(import.meta.url);
-const { UPSTREAM_INTERNALS } = require('../dist/upstream.js');
-const { countingBatchProcessor, queuedSpans, zeroExportStats } = require('../dist/exporter.js');
+const { UPSTREAM_INTERNALS } = require('../dist/worker/upstream.js');
+const { countingBatchProcessor, queuedSpans, zeroExportStats } = require('../dist/worker/exporter.js');
 
 // Upstream's batch processor reports each failed export to the global handler; not wanted here.
 setGlobalErrorHandler(() => {});
@@ -81,7 +81,7 @@ const BATCH = { maxExportBatchSize: 5, scheduledDelayMillis: 1, maxQueueSize: 10
 const CHECKS = {
   'API globals: stamp and compatibility rule': () => {
     const api = require('@opentelemetry/api');
-    const { API_GLOBALS_KEY, apiAccepts } = require('../dist/app-api.js');
+    const { API_GLOBALS_KEY, apiAccepts } = require('../dist/worker/app-api.js');
     const installed = installedVersion('@opentelemetry/api');
     const quiet = { error() {}, warn() {}, info() {}, debug() {}, verbose() {} };
     assert.equal(globalThis[API_GLOBALS_KEY], undefined, 'nothing in this test process registered API globals yet');
@@ -98,7 +98,7 @@ const CHECKS = {
     }
     // The compatibility rule, as the installed API applies it, against the mirror in app-api.ts.
     const semver = path.join(packageRoot('@opentelemetry/api'), 'dist', 'internal', 'semver.cjs');
-    assert.ok(fs.existsSync(semver), `${semver} is gone: re-read the rule and update apiAccepts in src/app-api.ts`);
+    assert.ok(fs.existsSync(semver), `${semver} is gone: re-read the rule and update apiAccepts in src/worker/app-api.ts`);
     const { _makeCompatibilityCheck } = require(semver);
     const versions = ['0.9.0', '0.9.3', '0.10.0', '1.0.0', '1.9.0', '1.10.0', '1.10.3', '1.11.0', '1.11.0-rc.1', '2.0.0', 'garbage'];
     for (const caller of versions) {
@@ -114,7 +114,7 @@ const CHECKS = {
     t.diagnostic(`upstream: ${upstream} exports in flight at once`);
     assert.ok(
       upstream > 1,
-      'upstream BatchSpanProcessor now keeps one export at a time after failures: remove oneExportAtATime from src/exporter.ts and this entry from src/upstream.ts',
+      'upstream BatchSpanProcessor now keeps one export at a time after failures: remove oneExportAtATime from src/worker/exporter.ts and this entry from src/worker/upstream.ts',
     );
     // The replacement found the private members it needs and holds the line.
     const patched = await maxExportsInFlight((exporter) => {
@@ -154,7 +154,7 @@ const CHECKS = {
     }
   },
   'otlp-transformer trace files': () => {
-    const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/trace-transformer.js');
+    const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/worker/trace-transformer.js');
     const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
     const serializer = path.join(dist, ...TRACE_TRANSFORMER_FILES.serializer);
     const helper = path.join(dist, ...TRACE_TRANSFORMER_FILES.metricsHelper);
@@ -173,7 +173,7 @@ const CHECKS = {
 for (const entry of UPSTREAM_INTERNALS) {
   test(`upstream internal: ${entry.name} (${entry.package} ${entry.checked})`, async (t) => {
     const installed = installedVersion(entry.package);
-    if (installed !== entry.checked) t.diagnostic(`installed ${entry.package} is ${installed}; re-read it and update src/upstream.ts`);
+    if (installed !== entry.checked) t.diagnostic(`installed ${entry.package} is ${installed}; re-read it and update src/worker/upstream.ts`);
     if (entry.text !== undefined) {
       const found = builtFiles(entry.package).some((f) => fs.readFileSync(f, 'utf8').includes(entry.text));
       assert.ok(found, `${entry.package} ${installed} no longer contains ${JSON.stringify(entry.text)}: ${entry.why}`);
@@ -185,7 +185,7 @@ for (const entry of UPSTREAM_INTERNALS) {
   });
 }
 
-test('every check here belongs to an entry of src/upstream.ts', () => {
+test('every check here belongs to an entry of src/worker/upstream.ts', () => {
   const names = new Set(UPSTREAM_INTERNALS.map((e) => e.name));
   assert.deepEqual(Object.keys(CHECKS).filter((n) => !names.has(n)), []);
 });

@@ -1,4 +1,4 @@
-// serializeByTrace (src/exporter.ts): the OTLP protobuf body forktrace sends, cut into parts of
+// serializeByTrace (src/worker/exporter.ts): the OTLP protobuf body forktrace sends, cut into parts of
 // whole traces so that gzip can reference a trace id it has just seen. What a user checks: every
 // span arrives once, unchanged (name, ids, parent, attributes, scope, resource), and the body is
 // smaller on the wire. Decoded by the project's receiver (real protobufjs), not by the encoder.
@@ -20,8 +20,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 
-import { serializeByTrace } from '../dist/exporter.js';
-import { decodeTraceRequest } from '../dist/receiver.js';
+import { serializeByTrace } from '../dist/worker/exporter.js';
+import { decodeTraceRequest } from '../dist/tools/receiver.js';
 
 function batch(requests) {
   const memory = new InMemorySpanExporter();

@@ -1,5 +1,7 @@
-import { CheckInputError, loadPm2App, runCheck, type CheckReport, type Pm2App } from '../check';
-import { Redactor } from '../secrets';
+import { CheckInputError, loadPm2App, type Pm2App } from '../tools/check/pm2-app';
+import { runCheck, type CheckReport } from '../tools/check/run';
+import { settingLabel } from '../tools/check/settings-report';
+import { Redactor } from '../worker/secrets';
 import { EXIT, intOption, paint, padEnd, parse, UsageError, useColor } from './common';
 
 export const CHECK_HELP = `Usage: forktrace check [script] [options]
@@ -27,37 +29,6 @@ be kept, and says so when this Node is too old for forktrace.
 Exit codes: 0 nothing wrong, 1 a problem was found (listed), 2 wrong usage.
 `;
 
-const LABELS: Record<string, string> = {
-  disabled: 'OTEL_SDK_DISABLED',
-  serviceName: 'service.name',
-  serviceVersion: 'service.version',
-  environment: 'deployment.environment.name',
-  resourceAttributes: 'resource attributes',
-  endpoint: 'endpoint',
-  apiKey: 'API key',
-  apiKeyHeader: 'API key header',
-  compression: 'compression',
-  timeoutMillis: 'export timeout (ms)',
-  exporters: 'exporters',
-  sampler: 'sampler',
-  samplerRatio: 'sampler ratio',
-  'batch.scheduledDelayMillis': 'batch delay (ms)',
-  'batch.exportTimeoutMillis': 'batch export timeout (ms)',
-  'batch.maxQueueSize': 'batch max queue',
-  'batch.maxExportBatchSize': 'batch max size',
-  logLevel: 'log level',
-  excludedUrls: 'excluded URLs',
-  instrumentations: 'instrumentations',
-  maskDbStatements: 'mask SQL literals',
-  expressLayers: 'express layers',
-  instrumentPrimary: 'trace cluster primary',
-  shutdownTimeoutMillis: 'stop flush deadline (ms)',
-  exitDelivery: 'crash/exit delivery',
-  spoolDir: 'spool folder',
-  spoolMaxBytes: 'spool max bytes',
-  spoolMaxAgeMillis: 'spool max age (ms)',
-};
-
 function show(value: unknown): string {
   if (value === null || value === undefined) return '(unset)';
   if (Array.isArray(value)) return value.length === 0 ? '(none)' : value.join(', ');
@@ -83,7 +54,7 @@ function renderText(report: CheckReport, color: boolean): string {
   );
   lines.push('', p.bold('Settings') + p.dim('  (value, source, variable)'));
   for (const [key, s] of Object.entries(report.settings)) {
-    const label = key.startsWith('headers.') ? `header ${key.slice('headers.'.length)}` : (LABELS[key] ?? key);
+    const label = settingLabel(key);
     const source = s.source === 'default' ? p.dim(s.source) : s.source === 'pm2 env' ? p.cyan(s.source) : s.source;
     lines.push(
       `  ${padEnd(label, 27)} ${padEnd(show(s.value), 44)} ${padEnd(source, 12)} ${p.dim(s.variable ?? '')}`.trimEnd(),

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tty from 'node:tty';
 import { pathToFileURL } from 'node:url';
+import { DIST_DIR } from '../paths';
 import { EXIT, parse, UsageError } from './common';
 
 export const RUN_HELP = `Usage: forktrace run [--esm] -- <command> [args...]
@@ -63,13 +64,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   const command = dash >= 0 ? [...positionals, ...argv.slice(dash + 1)] : positionals;
   if (command.length === 0) throw new UsageError('no command given, e.g. forktrace run -- node server.js', 'run');
 
-  const distDir = path.resolve(__dirname, '..');
-  const preload = path.join(distDir, values.esm ? 'register.mjs' : 'register.js');
+  const preload = path.join(DIST_DIR, values.esm ? 'register.mjs' : 'register.js');
   if (!fs.existsSync(preload)) {
     process.stderr.write(`forktrace run: the preload ${preload} is missing; run npm run build.\n`);
     return EXIT.problem;
   }
-  const env = { ...process.env, NODE_OPTIONS: withPreload(process.env.NODE_OPTIONS, values.esm === true, distDir) };
+  const env = { ...process.env, NODE_OPTIONS: withPreload(process.env.NODE_OPTIONS, values.esm === true, DIST_DIR) };
   const [file, ...args] = command as [string, ...string[]];
   const child = spawn(file, args, { stdio: 'inherit', env });
 

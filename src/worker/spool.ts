@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import type { SpoolConfig } from './config';
+import type { SpoolConfig } from '../config/types';
 import { postOtlp, type PostTarget } from './otlp-post';
 
 const MAGIC = Buffer.from('FTSPOOL1', 'latin1');

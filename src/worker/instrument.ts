@@ -20,9 +20,16 @@ import {
   type Sampler,
   type Span,
   type SpanProcessor,
+  type BatchSpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { registerDiagThroughNewest, type OtelApi } from './app-api';
-import { defaultHostFacts, redactConfig, resolveConfig, type RedactedConfig, type ResolvedConfig } from './config';
+import {
+  defaultHostFacts,
+  redactConfig,
+  resolveConfig,
+  type RedactedConfig,
+  type ResolvedConfig,
+} from '../config/resolve';
 import { describeExportError } from './diagnose';
 import {
   CountingExporter,
@@ -30,28 +37,17 @@ import {
   createExporters,
   queuedSpans,
   zeroExportStats,
-  type ExportStats,
   StopDeadlineError,
 } from './exporter';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks } from './lifecycle';
-import { diagLevel, loadOrderWarning, Logger, statusMessages } from './log';
-import { pm2Messages, readPm2, whenPm2TakesStderr } from './pm2';
+import { diagLevel, Logger } from './log';
+import { loadOrderWarning, pm2Messages, statusMessages } from './messages';
+import { readPm2, whenPm2TakesStderr } from './pm2';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
-import type { ForktraceOptions } from './types';
-
-/**
- * Span counts for this process. With one exporter, `ended = delivered + dropped + pending`; once
- * nothing is pending (after a flush or shutdown), every span sent is either delivered or dropped.
- */
-export interface SpanStats extends ExportStats {
-  /** Sampled spans that ended. */
-  ended: number;
-  /** Ended spans neither delivered nor dropped yet: queued or in flight. */
-  pending: number;
-}
+import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
 
 /** What instrument() returns. */
 export interface ForktraceHandle {
@@ -128,7 +124,7 @@ class EndCounter implements SpanProcessor {
 /**
  * Makes `provider` the process's tracer provider, with the context manager and propagators a Node
  * server needs. sdk-trace 3.x has no NodeTracerProvider.register(); this is what it did. Through
- * `api`, the copy of @opentelemetry/api that every copy in the process accepts (src/app-api.ts).
+ * `api`, the copy of @opentelemetry/api that every copy in the process accepts (src/worker/app-api.ts).
  */
 function registerGlobals(provider: TracerProvider, { context, propagation, trace }: OtelApi): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -179,6 +175,10 @@ export function instrument(options?: ForktraceOptions): ForktraceHandle {
   return state.handle;
 }
 
+/**
+ * Wires tracing up: the exporters (each failure said once, rate-limited), the provider and its
+ * processors, the instrumentations, the stop and exit paths, and the status line.
+ */
 function start(
   config: ResolvedConfig,
   redacted: RedactedConfig,
@@ -191,64 +191,27 @@ function start(
     { logLevel: diagLevel(config.logLevel), suppressOverrideMessage: true },
     { pm2Script: pm2?.script, entryScript: process.argv[1], cwd: process.cwd() },
   );
-
   const early = modulesLoadedTooEarly(config);
   if (early.length > 0) logger.warn(loadOrderWarning(early));
 
   const clusterWorker = cluster.worker;
   const worker = workerIdentity(pm2?.env ?? process.env, pm2, clusterWorker?.id);
-
   const stats: ExportStats = zeroExportStats();
-  const reported = new WeakSet<object>();
-  const exporters = createExporters(config).map(
-    (e) =>
-      new CountingExporter(e, stats, (error, spans) => {
-        if (error) reported.add(error);
-        // The stop path has already said how many spans its deadline cut.
-        if (error instanceof StopDeadlineError) return;
-        const d = describeExportError(error);
-        logger.warnRateLimited(
-          `export:${d.kind}`,
-          `export to ${config.endpoint} failed: ${d.text}. ${spans} span(s) dropped; ${stats.dropped} since start (delivered ${stats.delivered}).`,
-        );
-      }),
-  );
-  // The batch processor also hands a failed export's error to the global handler; it has been
-  // reported above, once, so only other errors get through.
-  setGlobalErrorHandler((err) => {
-    if (typeof err === 'object' && err !== null && reported.has(err)) return;
-    const d = describeExportError(err);
-    logger.warnRateLimited(`error:${d.kind}`, d.kind === 'error' ? d.text : `export: ${d.text}`);
-  });
-
-  const counter = new EndCounter();
-  const exitDelivery = config.exitDelivery !== 'off' && config.shutdownTimeoutMillis > 0;
-  const open = exitDelivery ? new OpenSpans() : undefined;
-  const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats));
-  const provider = new TracerProvider({
-    resource: buildResource(config, worker),
-    sampler: sampler(config),
-    spanProcessors: [new QueryRedactingProcessor(), counter, ...(open ? [open] : []), ...batchers],
-  });
+  const exporters = countingExporters(config, stats, logger);
+  const pipeline = buildProvider(config, worker, exporters, stats);
+  const { provider, counter } = pipeline;
   registerGlobals(provider, api);
-  const instrumentations = createInstrumentations(config);
-  const unregister = registerInstrumentations({ tracerProvider: provider, instrumentations });
+  const unregister = registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: createInstrumentations(config),
+  });
 
   const statsNow = (): SpanStats => ({
     ...stats,
     ended: counter.ended,
     pending: Math.max(0, counter.ended * exporters.length - stats.delivered - stats.dropped),
   });
-  // Each failed export warns (rate-limited, per cause); this line adds up the totals, so that
-  // `ended = delivered + dropped` can be checked from the log alone.
-  let droppedSummarised = 0;
-  const summarise = (atShutdown: boolean) => {
-    const s = statsNow();
-    if (s.dropped === 0 || (!atShutdown && s.dropped === droppedSummarised)) return;
-    droppedSummarised = s.dropped;
-    logger.warn(statusMessages.dropSummary(s));
-  };
-  const summaryTimer = setInterval(() => summarise(false), DROP_SUMMARY_EVERY_MS).unref();
+  const drops = new DropSummary(statsNow, logger);
   let stopped = false;
   const forceFlush = () => provider.forceFlush().catch(() => undefined);
   const shutdown = async () => {
@@ -258,8 +221,7 @@ function start(
     uninstallExit();
     unregister();
     await provider.shutdown().catch(() => undefined);
-    clearInterval(summaryTimer);
-    summarise(true);
+    drops.stop();
     api.trace.disable();
     api.context.disable();
     api.propagation.disable();
@@ -275,34 +237,10 @@ function start(
     pm2ShutdownMessage: pm2?.shutdownWithMessage ?? false,
     clusterWorker,
   });
-  const uninstallExit = open
-    ? installExitDelivery({
-        config,
-        open,
-        logger,
-        backlog: () => {
-          const pipelines = exporters.map((e, i) => ({
-            exporter: e,
-            spans: [...e.inFlightSpans(), ...(batchers[i] ? queuedSpans(batchers[i]) : [])],
-          }));
-          return {
-            otlp: pipelines.filter((p) => p.exporter.isOtlp).flatMap((p) => p.spans),
-            others: pipelines.filter((p) => !p.exporter.isOtlp),
-          };
-        },
-      })
+  const uninstallExit = pipeline.open
+    ? installExitDelivery({ config, open: pipeline.open, logger, backlog: () => backlog(exporters, pipeline.batchers) })
     : () => undefined;
   if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
-
-  const handle: ForktraceHandle = {
-    config: redacted,
-    get active() {
-      return !stopped;
-    },
-    forceFlush,
-    shutdown,
-    stats: statsNow,
-  };
 
   // A node:cluster primary usually only forks and supervises; its workers inherit --require and
   // start tracing themselves. Stand down once it forks, before the first worker exists.
@@ -313,6 +251,121 @@ function start(
     });
   }
 
+  const status = statusLine(config, worker, process.pid);
+  logger.status(status);
+  // Under pm2 a preload's output lands only in the daemon's pm2.log; say it again once pm2 routes
+  // stderr to the app's own log, so that `pm2 logs <app>` shows it too.
+  if (pm2 && /ProcessContainer/.test(process.argv[1] ?? '')) whenPm2TakesStderr(() => logger.status(status));
+  return {
+    config: redacted,
+    get active() {
+      return !stopped;
+    },
+    forceFlush,
+    shutdown,
+    stats: statsNow,
+  };
+}
+
+/**
+ * One counting exporter per configured one. Each failed export is said once, rate-limited per
+ * cause; the batch processor also hands the same error to the global handler, which lets only
+ * the others through.
+ */
+function countingExporters(config: ResolvedConfig, stats: ExportStats, logger: Logger): CountingExporter[] {
+  const reported = new WeakSet<object>();
+  const exporters = createExporters(config).map(
+    (e) =>
+      new CountingExporter(e, stats, (error, spans) => {
+        if (error) reported.add(error);
+        // The stop path has already said how many spans its deadline cut.
+        if (error instanceof StopDeadlineError) return;
+        const d = describeExportError(error);
+        logger.warnRateLimited(`export:${d.kind}`, statusMessages.exportFailed(config.endpoint, d.text, spans, stats));
+      }),
+  );
+  setGlobalErrorHandler((err) => {
+    if (typeof err === 'object' && err !== null && reported.has(err)) return;
+    const d = describeExportError(err);
+    logger.warnRateLimited(`error:${d.kind}`, d.kind === 'error' ? d.text : `export: ${d.text}`);
+  });
+  return exporters;
+}
+
+interface Pipeline {
+  provider: TracerProvider;
+  counter: EndCounter;
+  /** The spans still open, for an exit to end; only when exits deliver. */
+  open?: OpenSpans;
+  batchers: BatchSpanProcessor[];
+}
+
+/** The provider: SQL redaction, the end counter, the open-span set, one batch processor per exporter. */
+function buildProvider(
+  config: ResolvedConfig,
+  worker: ReturnType<typeof workerIdentity>,
+  exporters: CountingExporter[],
+  stats: ExportStats,
+): Pipeline {
+  const counter = new EndCounter();
+  const exitDelivery = config.exitDelivery !== 'off' && config.shutdownTimeoutMillis > 0;
+  const open = exitDelivery ? new OpenSpans() : undefined;
+  const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats));
+  const provider = new TracerProvider({
+    resource: buildResource(config, worker),
+    sampler: sampler(config),
+    spanProcessors: [new QueryRedactingProcessor(), counter, ...(open ? [open] : []), ...batchers],
+  });
+  return { provider, counter, ...(open ? { open } : {}), batchers };
+}
+
+/** What an exit that cannot wait has to deliver: in flight and queued, the OTLP exporters' apart. */
+function backlog(exporters: CountingExporter[], batchers: BatchSpanProcessor[]) {
+  const pipelines = exporters.map((e, i) => ({
+    exporter: e,
+    spans: [...e.inFlightSpans(), ...(batchers[i] ? queuedSpans(batchers[i]) : [])],
+  }));
+  return {
+    otlp: pipelines.filter((p) => p.exporter.isOtlp).flatMap((p) => p.spans),
+    others: pipelines.filter((p) => !p.exporter.isOtlp),
+  };
+}
+
+/**
+ * Each failed export warns (rate-limited, per cause); this line adds up the totals, so that
+ * `ended = delivered + dropped` can be checked from the log alone: while spans keep being
+ * dropped, at most once a minute, and once more at the stop.
+ */
+class DropSummary {
+  private summarised = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly stats: () => SpanStats,
+    private readonly logger: Logger,
+  ) {
+    this.timer = setInterval(() => this.say(false), DROP_SUMMARY_EVERY_MS).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.say(true);
+  }
+
+  private say(atShutdown: boolean): void {
+    const s = this.stats();
+    if (s.dropped === 0 || (!atShutdown && s.dropped === this.summarised)) return;
+    this.summarised = s.dropped;
+    this.logger.warn(statusMessages.dropSummary(s));
+  }
+}
+
+/** The line a traced process starts with: what, as which process, to where. */
+export function statusLine(
+  config: Pick<ResolvedConfig, 'serviceName' | 'exporters' | 'endpoint' | 'compression' | 'hasApiKey' | 'apiKeyHeader'>,
+  worker: Pick<ReturnType<typeof workerIdentity>, 'processManager' | 'index'>,
+  pid: number,
+): string {
   const where = config.exporters.includes('otlp')
     ? `${config.endpoint} (${config.compression}${config.hasApiKey ? `, key in ${config.apiKeyHeader}` : ''})`
     : '';
@@ -320,10 +373,5 @@ function start(
     [where, ...config.exporters.filter((e) => e !== 'otlp' && e !== 'none')].filter((s) => s !== '').join(' + ') ||
     (config.exporters.length === 0 ? 'nowhere (FORKTRACE_REQUIRE_TLS)' : 'nowhere (OTEL_TRACES_EXPORTER=none)');
   const who = worker.processManager === 'none' ? '' : `, ${worker.processManager} worker ${worker.index ?? '?'}`;
-  const status = `tracing ${config.serviceName} (pid ${process.pid}${who}) to ${to}`;
-  logger.status(status);
-  // Under pm2 a preload's output lands only in the daemon's pm2.log; say it again once pm2 routes
-  // stderr to the app's own log, so that `pm2 logs <app>` shows it too.
-  if (pm2 && /ProcessContainer/.test(process.argv[1] ?? '')) whenPm2TakesStderr(() => logger.status(status));
-  return handle;
+  return statusMessages.tracing(config.serviceName, pid, who, to);
 }

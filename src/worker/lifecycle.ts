@@ -1,4 +1,5 @@
 import type { Logger } from './log';
+import { statusMessages } from './messages';
 
 export interface StopHooksOptions {
   /** Deliver queued spans; resolves when done (or failed). */
@@ -62,9 +63,7 @@ export function installStopHooks(o: StopHooksOptions): () => void {
       flushing = undefined;
       const left = o.pending();
       if (!inTime && left > 0) {
-        o.logger.warn(
-          `${why}: ${left} span(s) not delivered within the ${o.timeoutMillis} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${Date.now() - started} ms.`,
-        );
+        o.logger.warn(statusMessages.stopDeadline(why, left, o.timeoutMillis, Date.now() - started));
       }
       // Past the deadline an export still in flight (a blackholed endpoint) would hold the
       // process open until its own timeout, after the app's stop handler is done.

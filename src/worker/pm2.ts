@@ -1,4 +1,4 @@
-import type { Env } from './config';
+import type { Env } from '../config/types';
 
 /** What forktrace needs to know about the pm2 app this process runs as. */
 export interface Pm2Info {
@@ -21,15 +21,6 @@ export interface Pm2Info {
   /** Keys of `env` that only pm2_env had. */
   envKeys: ReadonlySet<string>;
 }
-
-/** Lines forktrace prints about pm2, exported so that tests can assert them word for word. */
-export const pm2Messages = {
-  // pm2 7's ProcessUtils.injectModules starts @opentelemetry/sdk-node with auto-instrumentations
-  // in each worker when `trace` is on; its instrumentations then also feed forktrace's tracer
-  // (the registration of its own provider fails), so express spans arrive twice.
-  tracing:
-    "pm2's own tracing is on for this app (`trace: true`, --trace or deep_monitoring): it starts a second OpenTelemetry SDK in each worker and spans get duplicated. Remove `trace` from the ecosystem file; forktrace traces the app.",
-} as const;
 
 const MERGED_KEY = /^(OTEL_|FORKTRACE_)|^NODE_ENV$/;
 

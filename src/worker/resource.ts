@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { Env, ResolvedConfig } from './config';
+import type { Env, ResolvedConfig } from '../config/types';
 import type { Pm2Info } from './pm2';
-import { ATTR_PROCESS_MANAGER, ATTR_WORKER_INDEX } from './types';
+import { ATTR_PROCESS_MANAGER, ATTR_WORKER_INDEX } from '../types';
 
 // Incubating semantic-convention names are copied rather than imported from
 // '@opentelemetry/semantic-conventions/incubating', as that package advises: the incubating entry

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Context } from '@opentelemetry/api';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
-import type { ResolvedConfig } from './config';
+import type { ResolvedConfig } from '../config/types';
 
 /** Query parameters whose values are replaced in URL attributes (matched case-insensitively). */
 export const SENSITIVE_QUERY_KEY = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|^code$/i;

@@ -1,7 +1,7 @@
 import { DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
-import type { LogLevelName } from './types';
+import type { LogLevelName } from '../types';
+import { statusMessages } from './messages';
 import type { Redactor } from './secrets';
-import type { SpanStats } from './instrument';
 import { UPSTREAM_TEXT } from './upstream';
 
 const LEVELS: Record<LogLevelName, DiagLogLevel> = {
@@ -44,14 +44,12 @@ const REPEATING: ReadonlyArray<{ test: RegExp; key: string; text: (upstream: str
   {
     test: UPSTREAM_TEXT.queueFullDropped,
     key: 'queue-full',
-    text: (u) =>
-      `the span queue was full, so spans were dropped (${/Dropped \d+ spans/.exec(u)?.[0] ?? 'some'}): the endpoint is slower than the app, or down. Raise OTEL_BSP_MAX_QUEUE_SIZE, or sample (OTEL_TRACES_SAMPLER).`,
+    text: (u) => statusMessages.queueFull(/Dropped \d+ spans/.exec(u)?.[0] ?? 'some'),
   },
   {
     test: new RegExp(UPSTREAM_TEXT.badResponse),
     key: 'bad-response',
-    text: () =>
-      'the endpoint accepted an export but its answer is not an OTLP response; is the URL an OTLP/HTTP traces endpoint (or a proxy page)?',
+    text: () => statusMessages.notOtlpResponse,
   },
 ];
 
@@ -140,21 +138,3 @@ export class Logger implements DiagLogger {
     return true;
   }
 }
-
-/** The status lines forktrace prints, word for word (tests assert them). */
-export const statusMessages = {
-  disabled: 'not instrumented: OTEL_SDK_DISABLED=true.',
-  notInstrumented: (why: string) => `not instrumented: ${why}`,
-  optionsDiffer:
-    "instrument() was called again with different options; the first call's configuration stays in effect.",
-  dropSummary: (s: SpanStats) =>
-    `spans since start: ${s.ended} ended, ${s.delivered} delivered, ${s.dropped} dropped (${s.failed} in failed exports, ${s.queueFull} on a full queue: OTEL_BSP_MAX_QUEUE_SIZE), ${s.pending} pending.`,
-  primaryStandsDown: (pid: number) =>
-    `pid ${pid} is a node:cluster primary: tracing stopped here, workers are traced. Set FORKTRACE_INSTRUMENT_PRIMARY=true to trace the primary too.`,
-} as const;
-
-/** The warning when express or mysql2 was loaded before forktrace. */
-export const loadOrderWarning = (names: string[]) =>
-  `${names.join(' and ')} ${names.length > 1 ? 'were' : 'was'} loaded before forktrace, so ${names.length > 1 ? 'they are' : 'it is'} not traced. ` +
-  'Load forktrace first: node --require forktrace/register app.js (ESM: --import forktrace/register); ' +
-  "under pm2, node_args: ['--require', require.resolve('forktrace/register')] in ecosystem.config.js.";

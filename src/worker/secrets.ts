@@ -14,7 +14,8 @@ export interface KeyValueList {
   problems: KeyValueProblem[];
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An HTTP header name: an RFC 9110 token. The one place forktrace writes it. */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Percent-escapes per RFC 3986: a '%' must be followed by two hex digits.
 const STRAY_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 
@@ -53,7 +54,7 @@ export function parseKeyValueList(raw: string, opts: { headers?: boolean } = {})
       problems.push({ key: at, why: 'has an empty name; skipped' });
       return;
     }
-    if (opts.headers && !TOKEN.test(key.text)) {
+    if (opts.headers && !HEADER_NAME.test(key.text)) {
       problems.push({ key: at, why: 'has a name that is not a valid HTTP header name; skipped' });
       return;
     }

@@ -12,7 +12,8 @@ import {
   type ReadableSpan,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
-import type { BatchConfig, ResolvedConfig } from './config';
+import type { BatchConfig, ResolvedConfig } from '../config/types';
+import type { ExportStats } from '../types';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
 import { UPSTREAM_TEXT } from './upstream';
 
@@ -238,23 +239,6 @@ function readCa(file: string): Buffer | undefined {
     // resolveConfig checked the file; if it vanished since, the system CAs are the fallback.
     return undefined;
   }
-}
-
-/**
- * Span counts since start, per exporter summed. With one exporter,
- * `ended = delivered + dropped + pending`, and `dropped = failed + queueFull`.
- */
-export interface ExportStats {
-  /** Spans handed to exporters. */
-  exported: number;
-  /** Spans the endpoint accepted. */
-  delivered: number;
-  /** Spans an export gave up on (after upstream's retries). */
-  failed: number;
-  /** Spans the batch queue dropped because it was full (`OTEL_BSP_MAX_QUEUE_SIZE`); never exported. */
-  queueFull: number;
-  /** Spans that will never be delivered: `failed + queueFull`. */
-  dropped: number;
 }
 
 export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });

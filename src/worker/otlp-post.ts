@@ -24,7 +24,7 @@ export interface PostTarget {
  */
 export type PostOutcome = { result: 'delivered' | 'rejected' | 'failed'; why: string };
 
-/** Exit codes of the sender process (src/exit-sender.ts), one per outcome. */
+/** Exit codes of the sender process (src/worker/exit-sender.ts), one per outcome. */
 export const SENDER_EXIT_CODE = { delivered: 0, rejected: 3, failed: 4 } as const;
 
 export function postOtlp(

@@ -1,5 +1,5 @@
 /**
- * The sender an exit runs with `spawnSync` (src/exit.ts): a process of its own, because an exit
+ * The sender an exit runs with `spawnSync` (src/worker/exit.ts): a process of its own, because an exit
  * cannot wait for the dying process's event loop. It reads from stdin a 4-byte big-endian length,
  * that many bytes of JSON (a {@link PostTarget}), then the request body; it makes one POST and
  * exits with {@link SENDER_EXIT_CODE}, printing only the outcome (an error code or an HTTP

@@ -1,7 +1,7 @@
 /**
  * Exits that cannot wait: an uncaught exception, an unhandled rejection that Node makes fatal,
  * and `process.exit()` called by the app. None of them lets an asynchronous export finish, so
- * the queued spans die with the process (the stop paths, src/lifecycle.ts, can wait: signals,
+ * the queued spans die with the process (the stop paths, src/worker/lifecycle.ts, can wait: signals,
  * pm2's message, cluster disconnect, beforeExit). Here, inside the process's `exit` event, which
  * all three reach and which runs synchronous code only:
  *
@@ -11,9 +11,9 @@
  *    ProcessContainer exits the worker only when its own listener is the only one);
  * 2. every span queued or in flight is serialized as the exporter would (serializeByTrace), and
  *    gzipped;
- * 3. `send`: a short-lived sender process (dist/exit-sender.js) run by `spawnSync` posts it, within
+ * 3. `send`: a short-lived sender process (dist/worker/exit-sender.js) run by `spawnSync` posts it, within
  *    what is left of `shutdownTimeoutMillis`; what it cannot deliver, and everything in `spool`
- *    mode, is written to the spool (src/spool.ts) for the next start of the service.
+ *    mode, is written to the spool (src/worker/spool.ts) for the next start of the service.
  *
  * Chosen by measurement (BENCHMARKS.md "Crash delivery"): handing a full queue (68 KB) over
  * inside `exit` took 46–61 ms by `spawnSync` of a node sender and 32–60 ms by a worker thread
@@ -28,9 +28,11 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { context, SpanStatusCode, trace, type Context, type Exception } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
-import { spoolConfig, type ResolvedConfig } from './config';
+import { spoolConfig, type ResolvedConfig } from '../config/resolve';
+import { EXIT_SENDER } from '../paths';
 import { serializeByTrace } from './exporter';
 import type { Logger } from './log';
+import { exitMessages, spoolMessages } from './messages';
 import { SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
 import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
 
@@ -47,7 +49,6 @@ const MAX_CRASHES = 16;
 const SPOOL_RESERVE_MS = 100;
 /** Below this, a sender process could hardly start (measured: 40–80 ms to deliver). */
 const MIN_SEND_MS = 100;
-const SENDER = path.join(__dirname, 'exit-sender.js');
 
 /**
  * Spans tracked at most: a span the app never ends would otherwise be held here for good, where
@@ -262,7 +263,7 @@ function sendSync(target: PostTarget, body: Uint8Array, budget: number): PostOut
   const json = Buffer.from(JSON.stringify(target), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length, 0);
-  const r = spawnSync(process.execPath, [SENDER], {
+  const r = spawnSync(process.execPath, [EXIT_SENDER], {
     input: Buffer.concat([length, json, body]),
     timeout: budget,
     killSignal: 'SIGKILL',
@@ -298,15 +299,6 @@ function describe(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }
-
-/** The lines an exit or the spool prints, word for word (tests assert them). */
-export const exitMessages = {
-  spooled: (spans: number, why: string, dir: string) =>
-    `exit: ${spans} span(s) not sent (${why}); saved in the spool (${dir}) for the next start of this service.`,
-  lost: (spans: number, why: string) => `exit: ${spans} span(s) lost: ${why}.`,
-  rejected: (spans: number, endpoint: string, why: string) =>
-    `exit: ${spans} span(s) refused by ${endpoint} (${why}); not kept.`,
-} as const;
 
 /**
  * Sends what earlier exits of this service spooled, once tracing has started: asynchronously,
@@ -349,17 +341,3 @@ export async function deliverSpoolAtStart(
     // The spool must never take the app down.
   }
 }
-
-/** The lines the spool prints at a start, word for word (tests assert them). */
-export const spoolMessages = {
-  delivered: (spans: number, pids: number[]) =>
-    `delivered ${spans} span(s) spooled at the exit of pid ${pids.join(', ')}.`,
-  rejected: (spans: number, endpoint: string, why: string) =>
-    `spool: ${spans} span(s) refused by ${endpoint} (${why}); removed.`,
-  kept: (files: number, why: string, dir: string) =>
-    `spool: ${files} file(s) not delivered (${why}); kept in ${dir} for a later start.`,
-  skipped: (dir: string, corrupt: number, foreign: number, old: number) =>
-    `spool: skipped ${corrupt + foreign + old} file(s) in ${dir}: ${corrupt} corrupt, ${foreign} not this user's or service's, ${old} older than FORKTRACE_SPOOL_MAX_AGE_MS; removed those of this user.`,
-  unusable: (problem: string) =>
-    `spool: ${problem}; spans an exit cannot send are lost. Set FORKTRACE_SPOOL_DIR to a folder of this user.`,
-} as const;

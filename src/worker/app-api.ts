@@ -14,12 +14,13 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type { DiagLogger, DiagLoggerOptions } from '@opentelemetry/api';
+import { apiMessages } from './messages';
 
 export const API_PACKAGE = '@opentelemetry/api';
 
 /**
  * Where every 1.x copy keeps the globals (api `internal/global-utils`: `Symbol.for` of
- * `opentelemetry.js.api.<major>`); the object's `version` is the stamp. See src/upstream.ts.
+ * `opentelemetry.js.api.<major>`); the object's `version` is the stamp. See src/worker/upstream.ts.
  */
 export const API_GLOBALS_KEY = Symbol.for('opentelemetry.js.api.1');
 
@@ -92,21 +93,6 @@ export function apiAccepts(caller: string, stamp: string): boolean {
   if (cMajor === 0) return cMinor === sMinor && cPatch <= sPatch;
   return cMinor <= sMinor;
 }
-
-/** What forktrace prints or reports about the app's API copy, word for word. */
-export const apiMessages = {
-  throughApp: (app: string, own: string) =>
-    `the app's @opentelemetry/api ${app} is newer than forktrace's ${own}: the API globals are registered through the app's copy, so that both copies see them.`,
-  notAccepted: (app: string, stamp: string) =>
-    `the app's @opentelemetry/api is ${app}, which ignores the API globals forktrace registers (@opentelemetry/api ${stamp}): spans the app and its libraries start through it are not recorded. Fix: a ${stamp.split('.')[0]}.x release in the app, npm install @opentelemetry/api@^${stamp} (forktrace's withSpan() is traced either way).`,
-  unreadable: (dir: string, stamp: string) =>
-    `cannot read the version of the app's @opentelemetry/api (${dir}): spans started through it may not be recorded. Reinstall it: npm install @opentelemetry/api@^${stamp}.`,
-  kept: (own: string) => `spans kept (forktrace registers the API globals as ${own}, which this copy reads)`,
-  keptThroughApp: (own: string) =>
-    `spans kept (newer than forktrace's ${own}: forktrace registers the API globals through this copy)`,
-  loadFailed: (app: string, why: string, stamp: string) =>
-    `the app's @opentelemetry/api ${app} could not be loaded (${why}), so the API globals stay at forktrace's ${stamp}, which that copy ignores: spans started through it are not recorded.`,
-} as const;
 
 /** Which copy registers the globals, and what to say. */
 export type GlobalsPlan =

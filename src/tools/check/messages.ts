@@ -1,0 +1,47 @@
+/**
+ * What `forktrace check` says beyond the worker's own lines (src/worker/messages.ts, whose
+ * configuration warnings check reports too): its problems, notes and export verdicts. Tests
+ * assert these texts word for word; code decides on a finding's `code`, never on its text.
+ */
+export const checkMessages = {
+  /** A key of the ecosystem `env` the preload does not read; the value is not shown (it may be a key). */
+  pm2EnvNotRead: (key: string, kind: string) =>
+    `${key} in the app's env is ${kind}, which forktrace's preload does not read from pm2_env: ` +
+    `the worker starts without it. Write the value as a string (in quotes).`,
+  disabled: 'OTEL_SDK_DISABLED=true: tracing is off, nothing will be exported.',
+  /** `where`: '' for the environment, else where the name was written. */
+  misspeltVariable: (name: string, where: string, nearest: string) =>
+    `${name}${where} is not a variable forktrace reads; did you mean ${nearest}? As written, it is ignored and that setting keeps its value.`,
+  unknownForktraceVariable: (name: string, where: string) =>
+    `${name}${where} is not a forktrace variable, so it is ignored; the README's configuration table lists them all.`,
+  otherOtelVariable: (name: string, where: string) =>
+    `${name}${where} is not read by forktrace, which sends traces only (another tool may read it).`,
+  inPm2Env: " (in the pm2 app's env)",
+  noOtlpExporter: (exporters: string[]) =>
+    `OTEL_TRACES_EXPORTER=${exporters.join(',')}: no OTLP exporter, spans never reach the endpoint.`,
+  plainHttpCredentials: (headerNames: string[], host: string) =>
+    `the API key / credential headers (${headerNames.join(', ')}) would travel unencrypted over plain http to ${host}, ` +
+    `which is not this machine: use an https:// endpoint, or a Collector on localhost`,
+  exportFailed: (url: string, why: string) => `export to ${url} failed: ${why}`,
+  libraryUnsupported: (name: string, version: string, range: string) =>
+    `${name} ${version} is installed but the instrumentation supports ${range}: its spans will be missing.`,
+  instrumentationOff: (name: string) => `${name} is installed but its instrumentation is turned off.`,
+  notSent: {
+    noSend: 'not sent (--no-send)',
+    disabled: 'not sent (tracing is disabled)',
+    noOtlp: 'not sent (no OTLP exporter)',
+    plainHttp: 'not sent: it would carry the credentials unencrypted (fix the endpoint, or pass --allow-plain-http)',
+  },
+  accepted: (status: number) => `HTTP ${status}: the endpoint accepted an OTLP/HTTP protobuf export`,
+  notOtlp: (status: number, contentType: string) =>
+    `HTTP ${status}, but the answer is ${contentType}, not OTLP: make sure this URL is an OTLP endpoint and not a web page`,
+  endpointSaid: (text: string) => `; the endpoint said: ${text}`,
+  grpcStatus: ' Port 4317 is the OTLP gRPC port; use 4318.',
+  grpcHint: 'is this the gRPC port 4317? OTLP/HTTP is 4318',
+  tryPort4318: ' (try port 4318)',
+  timeout: (ms: number, host: string) =>
+    `no answer within ${ms} ms from ${host} (check --timeout, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, or a firewall dropping packets)`,
+  tlsFailed: (why: string) =>
+    `TLS failed (${why}): check https vs http, the certificate and the CA (NODE_EXTRA_CA_CERTS)`,
+  abortTimeout: (ms: number) => `no answer within ${ms} ms`,
+} as const;
