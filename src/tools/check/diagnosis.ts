@@ -57,3 +57,44 @@ export function describeProbeError(
   if (d.kind === 'dns') return { kind: d.kind, text: `${d.text}: "${u.hostname}"` };
   return d;
 }
+
+/**
+ * The `<title>` of an HTML page, one line, trimmed and clipped, or undefined. A sign-in page or a
+ * proxy's error page says in its title what the endpoint really is, where the status code does not.
+ */
+export function htmlTitle(body: string): string | undefined {
+  const m = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(body);
+  if (!m?.[1]) return undefined;
+  const entities: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", apos: "'", nbsp: ' ' };
+  const title = m[1]
+    .replace(/&(amp|lt|gt|quot|#39|apos|nbsp);/g, (_, e: string) => entities[e] ?? '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (title === '') return undefined;
+  return title.length > 100 ? `${title.slice(0, 99)}…` : title;
+}
+
+/** Whether an answer's body is an HTML page, by its content-type or its first bytes. */
+export function isHtml(contentType: string, body: string): boolean {
+  return /text\/html|application\/xhtml/i.test(contentType) || /^\s*<(!doctype html|html)/i.test(body);
+}
+
+/**
+ * Where a redirect points, safe to print: resolved against the URL asked, without user info and
+ * without the query (either may hold a key, and neither is among the secrets output is scrubbed of).
+ * `dropped` says whether a query was removed, so the reader knows to add it back.
+ */
+export function redirectTarget(location: string, from: string): { url: string; dropped: boolean } | undefined {
+  let u: URL;
+  try {
+    u = new URL(location, from);
+  } catch {
+    return undefined;
+  }
+  const dropped = u.search !== '' || u.hash !== '';
+  u.username = '';
+  u.password = '';
+  u.search = '';
+  u.hash = '';
+  return { url: u.href, dropped };
+}

@@ -35,6 +35,17 @@ export const checkMessages = {
   accepted: (status: number) => `HTTP ${status}: the endpoint accepted an OTLP/HTTP protobuf export`,
   notOtlp: (status: number, contentType: string) =>
     `HTTP ${status}, but the answer is ${contentType}, not OTLP: make sure this URL is an OTLP endpoint and not a web page`,
+  htmlPage: (status: number, title: string | undefined) =>
+    `HTTP ${status}, but the answer is an HTML page${title === undefined ? '' : ` ("${title}")`}, not OTLP: ` +
+    `this URL serves a web page (a sign-in page, a proxy or a dashboard), and every span sent there is lost. ` +
+    `Use the OTLP/HTTP endpoint your backend documents (a Collector listens on port 4318)`,
+  pageTitle: (title: string) => `; the page's title: "${title}"`,
+  redirect: (status: number, target: string | undefined, dropped: boolean) =>
+    target === undefined
+      ? `HTTP ${status}: the endpoint redirects, without a usable Location; OTLP exporters do not follow redirects, so every export fails`
+      : `HTTP ${status}: the endpoint redirects to ${target}${dropped ? ' (query not shown)' : ''}; ` +
+        `OTLP exporters do not follow redirects, so every export fails: ` +
+        `set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=${target}${dropped ? ' (with its query)' : ''}`,
   endpointSaid: (text: string) => `; the endpoint said: ${text}`,
   grpcStatus: ' Port 4317 is the OTLP gRPC port; use 4318.',
   grpcHint: 'is this the gRPC port 4317? OTLP/HTTP is 4318',

@@ -7,7 +7,7 @@ import * as zlib from 'node:zlib';
 import type { ResolvedConfig } from '../../config/types';
 import { describeHttpStatus, type Diagnosis } from '../../worker/diagnose';
 import { Redactor } from '../../worker/secrets';
-import { describeProbeError, portOf } from './diagnosis';
+import { describeProbeError, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
 import { checkMessages } from './messages';
 
 /** The result of the one real export `check` sends. */
@@ -20,7 +20,7 @@ export interface ExportProbe {
   latencyMs?: number;
   /** The response's content-type, on an HTTP answer. */
   contentType?: string;
-  /** On a 2xx: whether the answer is OTLP's (protobuf, JSON or empty) rather than, say, a web page. */
+  /** On a 2xx: whether the answer is OTLP's (protobuf, JSON or empty) rather than, say, a web page; `ok` is false when not. */
   otlp?: boolean;
   diagnosis: Diagnosis;
 }
@@ -73,27 +73,62 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
         const status = res.statusCode ?? 0;
         const contentType = String(res.headers['content-type'] ?? '');
         const latencyMs = elapsed();
+        const raw = Buffer.concat(chunks).toString('utf8');
+        // An HTML page's title can echo what was asked (a key in a query, a user name): scrubbed.
+        const title = isHtml(contentType, raw) ? htmlTitle(raw) : undefined;
+        const shownTitle = title === undefined ? undefined : redactor.scrub(title);
         if (status >= 200 && status < 300) {
-          const otlp = /application\/(x-)?protobuf|application\/json/i.test(contentType) || contentType === '';
+          const html = isHtml(contentType, raw);
+          const otlp =
+            !html && (/application\/(x-)?protobuf|application\/json/i.test(contentType) || contentType === '');
+          // A 2xx that is not OTLP's answer (a sign-in page behind a proxy, a dashboard) means the
+          // exporter's spans are dropped with no error anywhere: a problem, not a success.
           finish({
             url,
             sent: true,
-            ok: true,
+            ok: otlp,
             status,
             latencyMs,
             contentType,
             otlp,
+            diagnosis: otlp
+              ? { kind: 'ok', text: checkMessages.accepted(status) }
+              : {
+                  kind: 'not-otlp',
+                  text: html ? checkMessages.htmlPage(status, shownTitle) : checkMessages.notOtlp(status, contentType),
+                },
+          });
+          return;
+        }
+        if ([301, 302, 303, 307, 308].includes(status)) {
+          const location = res.headers.location;
+          const target = location === undefined ? undefined : redirectTarget(location, url);
+          finish({
+            url,
+            sent: true,
+            ok: false,
+            status,
+            latencyMs,
+            contentType,
             diagnosis: {
-              kind: 'ok',
-              text: otlp ? checkMessages.accepted(status) : checkMessages.notOtlp(status, contentType),
+              kind: 'redirect',
+              text: checkMessages.redirect(
+                status,
+                target === undefined ? undefined : redactor.scrub(target.url),
+                target?.dropped ?? false,
+              ),
             },
           });
           return;
         }
         const d = describeHttpStatus(status, url);
-        const text = Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim().slice(0, 200);
+        const text = raw.replace(/\s+/g, ' ').trim().slice(0, 200);
         const said =
-          text !== '' && !/^<(!doctype|html)/i.test(text) ? checkMessages.endpointSaid(redactor.scrub(text)) : '';
+          shownTitle !== undefined
+            ? checkMessages.pageTitle(shownTitle)
+            : text !== '' && !isHtml(contentType, raw)
+              ? checkMessages.endpointSaid(redactor.scrub(text))
+              : '';
         const grpc = status === 415 && portOf(u) === 4317 ? checkMessages.grpcStatus : '';
         finish({
           url,

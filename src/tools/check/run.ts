@@ -84,15 +84,20 @@ export async function runCheck(opts: {
     probe = { url: config.endpoint, sent: false, ok: false, diagnosis: { kind: 'skipped', text: skip } };
   } else {
     probe = await sendEmptyExport(config, timeoutMs);
-    if (!probe.ok)
+    if (probe.otlp === false)
       findings.push({
-        code: 'export-failed',
+        code: 'export-not-otlp',
         setting: 'endpoint',
         severity: 'problem',
         text: checkMessages.exportFailed(probe.url, probe.diagnosis.text),
       });
-    else if (probe.otlp === false)
-      findings.push({ code: 'export-not-otlp', setting: 'endpoint', severity: 'note', text: probe.diagnosis.text });
+    else if (!probe.ok)
+      findings.push({
+        code: probe.diagnosis.kind === 'redirect' ? 'export-redirect' : 'export-failed',
+        setting: 'endpoint',
+        severity: 'problem',
+        text: checkMessages.exportFailed(probe.url, probe.diagnosis.text),
+      });
   }
 
   const list = inspectLibraries(resolved.appDir, config);

@@ -1,0 +1,136 @@
+// `forktrace check` against local servers that answer the way the real thing does, for the
+// mistakes check used to pass or report as a bare status (issue 11, step 4):
+//   answers that are not OTLP: a sign-in page served with 200, a proxy's HTML error page whose
+//   title names the cause, redirects (which OTLP exporters do not follow);
+//   pm2 app fields: kill_timeout below the flush deadline, a preload pm2 resolves from its
+//   daemon's cwd, settings only in an env_<name> block without --env.
+// Every check runs the built bin with a canary key, which must appear in no output line.
+// Not covered: a real vendor's sign-in page or a real pm2 start (check reads the file only).
+import { test, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { ROOT, cleanEnv } from './helpers.mjs';
+
+const require = createRequire(import.meta.url);
+const { checkMessages } = require('../dist/tools/check/messages.js');
+
+const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const CANARY = 'canary-checkdx-7c1d2e9b55';
+
+/** Runs `forktrace check` to completion: { code, stdout, stderr }. */
+function check(args, { env = {}, cwd = ROOT, timeoutMs = 20_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'check', ...args], { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`check ${args.join(' ')} did not finish; stdout: ${stdout}; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const servers = [];
+/** A local server on 127.0.0.1 answering every request with `handler(req, res)`. */
+async function serve(handler) {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => handler(req, res));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  servers.push(server);
+  return `http://127.0.0.1:${server.address().port}`;
+}
+after(() => {
+  for (const s of servers) {
+    s.closeAllConnections?.();
+    s.close();
+  }
+});
+
+function assertNoCanary(r) {
+  assert.ok(!r.stdout.includes(CANARY) && !r.stderr.includes(CANARY), 'the canary key leaked');
+}
+
+describe('check: answers that are not OTLP are problems (issue 11)', () => {
+  test('a sign-in page served with 200 (an SSO proxy in front of the endpoint): its title, exit 1', async () => {
+    // What an auth proxy answers to any unauthenticated POST: 200 and a login form.
+    const url = await serve((req, res) =>
+      res
+        .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+        .end('<!DOCTYPE html><html><head>\n  <title>\n   Sign in &amp; continue · Acme SSO\n  </title></head><body><form></form></body></html>'),
+    );
+    const r = await check(['--json'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, FORKTRACE_API_KEY: CANARY } });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    const text = checkMessages.htmlPage(200, 'Sign in & continue · Acme SSO');
+    assert.deepEqual(report.problems, [checkMessages.exportFailed(`${url}/v1/traces`, text)]);
+    assert.equal(report.findings.find((f) => f.severity === 'problem').code, 'export-not-otlp');
+    assert.equal(report.export.otlp, false);
+    assertNoCanary(r);
+  });
+
+  test('an HTML error page: its title (trimmed, one line, scrubbed) is shown, not discarded', async () => {
+    // nginx-style 502 page whose title names the cause; a title that echoes the key is scrubbed.
+    const url = await serve((req, res) =>
+      res
+        .writeHead(502, { 'content-type': 'text/html' })
+        .end(`<html><head><title>502 Bad Gateway:\n upstream otel-collector:4318 refused (key ${req.headers['x-api-key']})</title></head><body><center>nginx</center></body></html>`),
+    );
+    const r = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, FORKTRACE_API_KEY: CANARY } });
+    assert.equal(r.code, 1, r.stdout);
+    assert.ok(
+      r.stdout.includes(`the page's title: "502 Bad Gateway: upstream otel-collector:4318 refused (key [REDACTED])"`),
+      r.stdout,
+    );
+    assert.match(r.stdout, /HTTP 502: the endpoint is unavailable/);
+    assertNoCanary(r);
+  });
+
+  test('redirects 301/302/307/308: the target without credentials or query, and the fix; exit 1', async () => {
+    for (const status of [301, 302, 307, 308]) {
+      // A redirect to https with the key in both user info and the query: neither may be shown.
+      const url = await serve((req, res) =>
+        res
+          .writeHead(status, { location: `https://user:${CANARY}@otlp.example.test/v1/traces?api_key=${CANARY}` })
+          .end(),
+      );
+      const r = await check(['--json'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, FORKTRACE_API_KEY: CANARY } });
+      assert.equal(r.code, 1, r.stdout);
+      const report = JSON.parse(r.stdout);
+      assert.deepEqual(report.problems, [
+        checkMessages.exportFailed(`${url}/v1/traces`, checkMessages.redirect(status, 'https://otlp.example.test/v1/traces', true)),
+      ]);
+      assert.equal(report.findings.find((f) => f.severity === 'problem').code, 'export-redirect');
+      assertNoCanary(r);
+    }
+    // A relative Location, in text output: resolved against the URL asked.
+    const url = await serve((req, res) => res.writeHead(308, { location: '/otlp/v1/traces' }).end());
+    const r = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url } });
+    assert.equal(r.code, 1);
+    assert.ok(
+      r.stdout.includes(
+        `HTTP 308: the endpoint redirects to ${url}/otlp/v1/traces; OTLP exporters do not follow redirects, so every export fails: set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=${url}/otlp/v1/traces`,
+      ),
+      r.stdout,
+    );
+  });
+
+  test('an OTLP answer is still OK: protobuf 200 with an empty body', async () => {
+    const url = await serve((req, res) => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+    const r = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_SERVICE_NAME: 'dx' } });
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, /OK: nothing wrong found/);
+  });
+});
