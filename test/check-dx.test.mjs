@@ -10,15 +10,19 @@ import { test, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { ROOT, cleanEnv } from './helpers.mjs';
+import { EXAMPLE, ROOT, cleanEnv } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { checkMessages } = require('../dist/tools/check/messages.js');
 
 const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const SERVER_JS = path.join(EXAMPLE, 'server.js');
+const REGISTER_ABS = path.join(ROOT, 'dist', 'register.js');
 const CANARY = 'canary-checkdx-7c1d2e9b55';
 
 /** Runs `forktrace check` to completion: { code, stdout, stderr }. */
@@ -132,5 +136,98 @@ describe('check: answers that are not OTLP are problems (issue 11)', () => {
     const r = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_SERVICE_NAME: 'dx' } });
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /OK: nothing wrong found/);
+  });
+});
+
+describe('check --pm2: the app fields that decide whether a worker starts, flushes and sees its settings (issue 11)', () => {
+  /** Writes an ecosystem file with one clustered app, preloaded by absolute path unless `fields` (JS source) set node args. */
+  function ecosystem(t, fields) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-checkdx-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'ecosystem.config.js');
+    fs.writeFileSync(
+      file,
+      `module.exports = { apps: [{ name: 'dx', script: ${JSON.stringify(SERVER_JS)}, exec_mode: 'cluster', instances: 2, ` +
+        `${/node_args|interpreter_args/.test(fields) ? '' : `node_args: ['--require', ${JSON.stringify(REGISTER_ABS)}], `}env: { OTEL_SERVICE_NAME: 'dx', FORKTRACE_API_KEY: ${JSON.stringify(CANARY)} }, ${fields} }] };`,
+    );
+    return file;
+  }
+  const byCode = (report, code) => report.findings.filter((f) => f.code === code);
+
+  test('kill_timeout below the flush deadline plus a margin: a note with both numbers and the fix; the defaults pass', async (t) => {
+    const short = await check(['--pm2', ecosystem(t, 'kill_timeout: 800'), '--no-send', '--json']);
+    assert.equal(short.code, 0, short.stdout + short.stderr);
+    const report = JSON.parse(short.stdout);
+    assert.deepEqual(byCode(report, 'pm2-kill-timeout').map((f) => [f.severity, f.text]), [
+      ['note', checkMessages.killTimeoutShort(800, false, 1000, 1500)],
+    ]);
+    assert.match(report.notes.join('\n'), /pm2 sends SIGKILL 800 ms after SIGINT \(the app's kill_timeout\), but forktrace may flush for up to 1000 ms/);
+    assertNoCanary(short);
+
+    // pm2's default 1600 ms against a raised flush deadline: the default is named as such.
+    const raised = await check(['--pm2', ecosystem(t, ''), '--no-send', '--json'], {
+      env: { FORKTRACE_SHUTDOWN_TIMEOUT_MS: '3000' },
+    });
+    // The deadline from the shell, which `pm2 start` passes on to the app as check does.
+    const raisedReport = JSON.parse(raised.stdout);
+    assert.deepEqual(byCode(raisedReport, 'pm2-kill-timeout').map((f) => f.text), [
+      checkMessages.killTimeoutShort(1600, true, 3000, 3500),
+    ]);
+
+    const fine = await check(['--pm2', ecosystem(t, 'kill_timeout: 3000'), '--no-send', '--json']);
+    assert.deepEqual(byCode(JSON.parse(fine.stdout), 'pm2-kill-timeout'), []);
+  });
+
+  test('a preload pm2 resolves from its daemon\'s cwd: a problem in cluster mode with the require.resolve fix', async (t) => {
+    for (const [args, flag, specifier] of [
+      ["['--require', 'forktrace/register']", '--require', 'forktrace/register'],
+      ["'-r ./node_modules/forktrace/dist/register.js'", '--require', './node_modules/forktrace/dist/register.js'],
+      ["['--import=forktrace/register']", '--import', 'forktrace/register'],
+    ]) {
+      const r = await check(['--pm2', ecosystem(t, `node_args: ${args}`), '--no-send', '--json']);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const report = JSON.parse(r.stdout);
+      assert.deepEqual(report.problems, [checkMessages.preloadRelative(flag, specifier, true)]);
+      assertNoCanary(r);
+    }
+    const text = checkMessages.preloadRelative('--require', 'forktrace/register', true);
+    assert.ok(text.includes("node_args: ['--require', require.resolve('forktrace/register')]"), text);
+
+    // interpreter_args (pm2's alias) in fork mode: only a note, since fork mode starts in the app's cwd.
+    const fork = await check(['--pm2', ecosystem(t, "exec_mode: 'fork', interpreter_args: '--require forktrace/register'"), '--no-send', '--json']);
+    assert.equal(fork.code, 0, fork.stdout);
+    assert.deepEqual(byCode(JSON.parse(fork.stdout), 'pm2-preload-relative').map((f) => f.severity), ['note']);
+
+    // An absolute path that does not exist (dist not built): the worker cannot start either.
+    const missing = path.join(ROOT, 'dist', 'no-such-register.js');
+    const gone = await check(['--pm2', ecosystem(t, `node_args: ['--require', ${JSON.stringify(missing)}]`), '--no-send', '--json']);
+    assert.equal(gone.code, 1);
+    assert.deepEqual(JSON.parse(gone.stdout).problems, [checkMessages.preloadMissing('--require', missing)]);
+  });
+
+  test('settings only in an env_<name> block without --env: a note naming the block and --env (names only); none with --env', async (t) => {
+    const file = ecosystem(
+      t,
+      `env_production: { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.test', FORKTRACE_API_KEY: ${JSON.stringify(CANARY + '-prod')}, OTEL_SERVICE_NAME: 'dx-prod', NODE_ENV: 'production' }`,
+    );
+    const r = await check(['--pm2', file, '--no-send', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    // FORKTRACE_API_KEY and OTEL_SERVICE_NAME are also in env, so only the endpoint is missing.
+    assert.deepEqual(byCode(report, 'pm2-env-block-not-merged').map((f) => f.text), [
+      checkMessages.envBlockNotMerged(['OTEL_EXPORTER_OTLP_ENDPOINT'], 'production'),
+    ]);
+    assert.equal(
+      checkMessages.envBlockNotMerged(['OTEL_EXPORTER_OTLP_ENDPOINT'], 'production'),
+      'OTEL_EXPORTER_OTLP_ENDPOINT is set only in env_production, which pm2 applies only with --env production: as checked (no --env), the worker runs without it. Start with pm2 start <file> --env production (and check with --env production), or move it to env.',
+    );
+    assert.ok(!r.stdout.includes('otlp.example.test'), 'values are not shown');
+    assertNoCanary(r);
+    const text = await check(['--pm2', file, '--no-send']);
+    assert.ok(text.stdout.includes(`  - ${checkMessages.envBlockNotMerged(['OTEL_EXPORTER_OTLP_ENDPOINT'], 'production')}`), text.stdout);
+
+    const merged = await check(['--pm2', file, '--env', 'production', '--no-send', '--json']);
+    assert.deepEqual(byCode(JSON.parse(merged.stdout), 'pm2-env-block-not-merged'), []);
+    assertNoCanary(merged);
   });
 });

@@ -8,6 +8,26 @@ export const checkMessages = {
   pm2EnvNotRead: (key: string, kind: string) =>
     `${key} in the app's env is ${kind}, which forktrace's preload does not read from pm2_env: ` +
     `the worker starts without it. Write the value as a string (in quotes).`,
+  killTimeoutShort: (killMs: number, isDefault: boolean, flushMs: number, neededMs: number) =>
+    `pm2 sends SIGKILL ${killMs} ms after SIGINT (${isDefault ? "pm2's default kill_timeout" : "the app's kill_timeout"}), ` +
+    `but forktrace may flush for up to ${flushMs} ms on stop (FORKTRACE_SHUTDOWN_TIMEOUT_MS): the last spans of a stop or reload can be lost. ` +
+    `Set kill_timeout: ${neededMs} or more in the app (the flush deadline plus ${neededMs - flushMs} ms for the app to close), or lower FORKTRACE_SHUTDOWN_TIMEOUT_MS.`,
+  preloadRelative: (flag: string, specifier: string, cluster: boolean) =>
+    cluster
+      ? `node_args ${flag} ${specifier} is resolved from pm2's daemon's cwd, not the app's: in cluster mode the worker ` +
+        `fails to start and pm2 restarts it in a loop. Give an absolute path: ` +
+        (flag === '--import'
+          ? `node_args: ['--import', pathToFileURL(path.join(path.dirname(require.resolve('forktrace/package.json')), 'dist', 'register.mjs')).href]`
+          : `node_args: ['--require', require.resolve('forktrace/register')]`) +
+        ` (README, "pm2").`
+      : `node_args ${flag} ${specifier} is resolved from the app's cwd in fork mode, but from pm2's daemon's cwd in cluster mode: ` +
+        `give an absolute path (require.resolve('forktrace/register')) so the app also starts when clustered.`,
+  preloadMissing: (flag: string, specifier: string) =>
+    `node_args ${flag} ${specifier}: no such file on this machine, so the worker fails to start; run npm run build, or fix the path.`,
+  envBlockNotMerged: (names: string[], envName: string) =>
+    `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} set only in env_${envName}, which pm2 applies only with --env ${envName}: ` +
+    `as checked (no --env), the worker runs without ${names.length === 1 ? 'it' : 'them'}. ` +
+    `Start with pm2 start <file> --env ${envName} (and check with --env ${envName}), or move ${names.length === 1 ? 'it' : 'them'} to env.`,
   disabled: 'OTEL_SDK_DISABLED=true: tracing is off, nothing will be exported.',
   /** `where`: '' for the environment, else where the name was written. */
   misspeltVariable: (name: string, where: string, nearest: string) =>

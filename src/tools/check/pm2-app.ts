@@ -4,8 +4,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defaultHostFacts, resolveConfig } from '../../config/resolve';
 import type { Env, HostFacts, ResolvedConfig } from '../../config/types';
+import type { Finding } from '../../types';
 import { readPm2 } from '../../worker/pm2';
 import { checkMessages } from './messages';
 
@@ -27,6 +29,14 @@ export interface Pm2App {
   envName?: string;
   /** The app's `env`, values as pm2 keeps them (objects stringified, numbers left as numbers). */
   env: Record<string, unknown>;
+  /** `kill_timeout` as written (pm2 waits this long after SIGINT before SIGKILL), if it is. */
+  killTimeout?: unknown;
+  /** `node_args` (or its aliases `interpreter_args`, `interpreterArgs`), one argument each. */
+  nodeArgs: string[];
+  /** Whether pm2 runs the app in cluster mode, where workers start in the daemon's cwd. */
+  cluster: boolean;
+  /** The `env_<name>` blocks not merged (no `--env <name>`), with the OTEL_/FORKTRACE_ names only they set. */
+  unmergedBlocks: { block: string; names: string[] }[];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -86,6 +96,25 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
     }
     merge(app[`env_${envName}`]);
   }
+  const unmergedBlocks: Pm2App['unmergedBlocks'] = [];
+  // Only without --env: with one, the other blocks are for other deployments.
+  for (const [key, block] of envName === undefined ? Object.entries(app) : []) {
+    if (!key.startsWith('env_') || !isObject(block)) continue;
+    const names = Object.keys(block).filter((k) => /^(OTEL_|FORKTRACE_)/.test(k) && !(k in env));
+    if (names.length > 0) unmergedBlocks.push({ block: key, names });
+  }
+  const rawArgs = app.node_args ?? app.interpreter_args ?? app.interpreterArgs;
+  // pm2 takes node_args as an array or as one string it splits on spaces.
+  const nodeArgs = Array.isArray(rawArgs)
+    ? rawArgs.filter((a): a is string => typeof a === 'string')
+    : typeof rawArgs === 'string'
+      ? rawArgs.split(/\s+/).filter((a) => a !== '')
+      : [];
+  // pm2's Common.determineExecMode: `instances` without `exec_mode` means cluster mode (for node).
+  const mode = typeof app.exec_mode === 'string' ? app.exec_mode : undefined;
+  const interpreter = typeof app.interpreter === 'string' ? path.basename(app.interpreter) : 'node';
+  const cluster =
+    mode !== undefined ? mode.startsWith('cluster') : app.instances !== undefined && /(node|bun)$/.test(interpreter);
   return {
     file: abs,
     name: nameOf(app),
@@ -93,7 +122,79 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
     script: path.resolve(appCwd, script),
     ...(envName === undefined ? {} : { envName }),
     env,
+    ...(app.kill_timeout === undefined ? {} : { killTimeout: app.kill_timeout }),
+    nodeArgs,
+    cluster,
+    unmergedBlocks,
   };
+}
+
+/** pm2's `kill_timeout` when an app sets none (pm2 7 `lib/API/schema.json`). */
+export const PM2_DEFAULT_KILL_TIMEOUT_MS = 1600;
+/** Room the app needs on top of forktrace's flush: its own close, and the process's exit. */
+export const KILL_TIMEOUT_MARGIN_MS = 500;
+
+/** The preloads in node args: `--require X`, `-r X`, `--import X`, and their `=` forms. */
+export function preloadsOf(args: readonly string[]): { flag: '--require' | '--import'; specifier: string }[] {
+  const out: { flag: '--require' | '--import'; specifier: string }[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^(--require|-r|--import)(?:=(.*))?$/.exec(args[i] ?? '');
+    if (!m) continue;
+    const specifier = m[2] ?? args[++i];
+    if (specifier !== undefined && specifier !== '')
+      out.push({ flag: m[1] === '--import' ? '--import' : '--require', specifier });
+  }
+  return out;
+}
+
+/**
+ * What in the pm2 app, beyond its env, decides whether a worker starts, flushes before pm2's
+ * SIGKILL, and sees its settings.
+ */
+export function pm2AppFindings(app: Pm2App, config: ResolvedConfig): Finding[] {
+  const findings: Finding[] = [];
+  const flush = config.shutdownTimeoutMillis;
+  const written = typeof app.killTimeout === 'string' ? Number(app.killTimeout) : app.killTimeout;
+  const kill = typeof written === 'number' && Number.isFinite(written) ? written : undefined;
+  const effective = kill ?? PM2_DEFAULT_KILL_TIMEOUT_MS;
+  if (flush > 0 && effective < flush + KILL_TIMEOUT_MARGIN_MS)
+    findings.push({
+      code: 'pm2-kill-timeout',
+      setting: 'shutdownTimeoutMillis',
+      severity: 'note',
+      text: checkMessages.killTimeoutShort(effective, kill === undefined, flush, flush + KILL_TIMEOUT_MARGIN_MS),
+    });
+  for (const { flag, specifier } of preloadsOf(app.nodeArgs)) {
+    if (specifier.startsWith('file:') || path.isAbsolute(specifier)) {
+      let file = specifier;
+      try {
+        file = specifier.startsWith('file:') ? fileURLToPath(specifier) : specifier;
+      } catch {
+        // Not a file URL Node would accept either; reported as missing below.
+      }
+      if (!fs.existsSync(file))
+        findings.push({
+          code: 'pm2-preload-missing',
+          severity: 'problem',
+          text: checkMessages.preloadMissing(flag, specifier),
+        });
+      continue;
+    }
+    // In cluster mode the workers are forked by pm2's daemon and start in its cwd, so a bare or
+    // relative --require is resolved from there (README "pm2"); in fork mode from the app's cwd.
+    findings.push({
+      code: 'pm2-preload-relative',
+      severity: app.cluster ? 'problem' : 'note',
+      text: checkMessages.preloadRelative(flag, specifier, app.cluster),
+    });
+  }
+  for (const { block, names } of app.unmergedBlocks)
+    findings.push({
+      code: 'pm2-env-block-not-merged',
+      severity: 'note',
+      text: checkMessages.envBlockNotMerged(names, block.slice('env_'.length)),
+    });
+  return findings;
 }
 
 /** What `check` resolved, and from where. */
@@ -104,6 +205,8 @@ export interface CheckConfig {
   pm2?: Pm2App;
   /** With `pm2`: the app's OTEL_ / FORKTRACE_ settings the preload does not read, one sentence each. */
   unread?: string[];
+  /** With `pm2`: what its fields (kill_timeout, node_args, env_<name> blocks) get wrong. */
+  appFindings?: Finding[];
   /** Every variable name the worker would see, and whether it is in the pm2 app's env (else the environment's). */
   names: Map<string, 'env' | 'pm2 env'>;
 }
@@ -130,7 +233,14 @@ export function resolveCheckConfig(opts: { pm2?: Pm2App; script?: string; env?: 
       .map(([k, v]) => pm2EnvNotRead(k, v));
     const names = new Map<string, 'env' | 'pm2 env'>(Object.keys(env).map((k) => [k, 'env']));
     for (const k of Object.keys(app.env)) names.set(k, 'pm2 env');
-    return { config, appDir: path.dirname(app.script), pm2: app, unread, names };
+    return {
+      config,
+      appDir: path.dirname(app.script),
+      pm2: app,
+      unread,
+      names,
+      appFindings: pm2AppFindings(app, config),
+    };
   }
   const script = opts.script === undefined ? undefined : path.resolve(cwd, opts.script);
   const host: HostFacts = { ...defaultHostFacts(), entryScript: script, cwd };

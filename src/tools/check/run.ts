@@ -54,7 +54,11 @@ export async function runCheck(opts: {
   const cwd = opts.cwd ?? process.cwd();
   const resolved = resolveCheckConfig({ ...opts, env, cwd });
   const { config } = resolved;
-  const findings = [...unknownVariableFindings(resolved.names), ...collectFindings(config, resolved.unread ?? [])];
+  const findings = [
+    ...unknownVariableFindings(resolved.names),
+    ...collectFindings(config, resolved.unread ?? []),
+    ...(resolved.appFindings ?? []),
+  ];
   const node = { version: process.version, supported: !nodeTooOld(process.version) };
   const otlp = config.exporters.includes('otlp');
   // Sending the check itself would put the key on the wire in clear text: not without consent.
