@@ -3,15 +3,17 @@
 //   answers that are not OTLP: a sign-in page served with 200, a proxy's HTML error page whose
 //   title names the cause, redirects (which OTLP exporters do not follow);
 //   pm2 app fields: kill_timeout below the flush deadline, a preload pm2 resolves from its
-//   daemon's cwd, settings only in an env_<name> block without --env.
+//   daemon's cwd, settings only in an env_<name> block without --env;
+//   a TLS certificate for another host name, trusted or not.
 // Every check runs the built bin with a canary key, which must appear in no output line.
 // Not covered: a real vendor's sign-in page or a real pm2 start (check reads the file only).
 import { test, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -229,5 +231,47 @@ describe('check --pm2: the app fields that decide whether a worker starts, flush
     const merged = await check(['--pm2', file, '--env', 'production', '--no-send', '--json']);
     assert.deepEqual(byCode(JSON.parse(merged.stdout), 'pm2-env-block-not-merged'), []);
     assertNoCanary(merged);
+  });
+});
+
+describe('check: a TLS certificate issued for another host name (issue 11)', () => {
+  test('names the certificate\'s names (from its subjectAltName) instead of blaming the CA; trusted or not', async (t) => {
+    // The usual mistake: the endpoint is reached by IP or an internal name, the certificate holds
+    // the public name. The server here is 127.0.0.1 with a certificate for otlp.other.test.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-checkdx-tls-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const keyFile = path.join(dir, 'key.pem');
+    const certFile = path.join(dir, 'cert.pem');
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=otlp.other.test', '-addext', 'subjectAltName=DNS:otlp.other.test,DNS:*.other.test'], { stdio: 'ignore' });
+    } catch {
+      return t.skip('openssl is not available to make a certificate');
+    }
+    let requests = 0;
+    const server = https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, (req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+    const endpoint = `https://127.0.0.1:${server.address().port}`;
+    const host = `127.0.0.1:${server.address().port}`;
+
+    // Its CA trusted (OTEL_EXPORTER_OTLP_CERTIFICATE): only the name is wrong.
+    const trusted = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE: certFile, FORKTRACE_API_KEY: CANARY } });
+    assert.equal(trusted.code, 1, trusted.stdout);
+    const text = checkMessages.certOtherHost('ERR_TLS_CERT_ALTNAME_INVALID', host, ['otlp.other.test', '*.other.test'], false);
+    assert.ok(trusted.stdout.includes(text), trusted.stdout);
+    assert.doesNotMatch(trusted.stdout, /not trusted here/);
+
+    // Not trusted either: both are said.
+    const untrusted = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, FORKTRACE_API_KEY: CANARY } });
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stdout, /TLS failed \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\): the endpoint's certificate was issued for otlp\.other\.test, \*\.other\.test, not for 127\.0\.0\.1:\d+, and its CA is not trusted here either/);
+    assert.equal(requests, 0, 'no request (so no key) went to a server whose certificate was refused');
+    assertNoCanary(trusted);
+    assertNoCanary(untrusted);
   });
 });

@@ -98,3 +98,17 @@ export function redirectTarget(location: string, from: string): { url: string; d
   u.hash = '';
   return { url: u.href, dropped };
 }
+
+/**
+ * The names a certificate was issued for, from its subjectAltName (`DNS:a, IP Address:1.2.3.4`),
+ * else its subject's CN; at most five, then how many more.
+ */
+export function certNames(cert: { subjectaltname?: string; subject?: { CN?: string | string[] } }): string[] {
+  const san = (cert.subjectaltname ?? '')
+    .split(/,\s*/)
+    .map((n) => n.replace(/^(DNS|IP Address|IP):/i, '').trim())
+    .filter((n) => n !== '');
+  const cn = cert.subject?.CN;
+  const names = san.length > 0 ? san : cn === undefined ? [] : Array.isArray(cn) ? cn : [cn];
+  return names.length > 5 ? [...names.slice(0, 5), `${names.length - 5} more`] : names;
+}

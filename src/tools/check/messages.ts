@@ -74,5 +74,10 @@ export const checkMessages = {
     `no answer within ${ms} ms from ${host} (check --timeout, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, or a firewall dropping packets)`,
   tlsFailed: (why: string) =>
     `TLS failed (${why}): check https vs http, the certificate and the CA (NODE_EXTRA_CA_CERTS)`,
+  certOtherHost: (code: string, host: string, names: string[], untrusted: boolean) =>
+    `TLS failed (${code}): the endpoint's certificate was issued for ${names.join(', ')}, not for ${host}` +
+    (untrusted ? ', and its CA is not trusted here either' : '') +
+    `: put a name the certificate holds in the endpoint, or give the endpoint a certificate for ${host}` +
+    (untrusted ? `; if a private CA signed it, set OTEL_EXPORTER_OTLP_CERTIFICATE to the CA's PEM file` : ''),
   abortTimeout: (ms: number) => `no answer within ${ms} ms`,
 } as const;

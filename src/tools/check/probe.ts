@@ -1,13 +1,16 @@
 /** The one real, empty export `check` sends, and what came back. */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as https from 'node:https';
+import * as tls from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import * as zlib from 'node:zlib';
 import type { ResolvedConfig } from '../../config/types';
 import { describeHttpStatus, type Diagnosis } from '../../worker/diagnose';
 import { Redactor } from '../../worker/secrets';
-import { describeProbeError, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
+import { certNames, describeProbeError, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
 import { checkMessages } from './messages';
 
 /** The result of the one real export `check` sends. */
@@ -143,19 +146,68 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
     });
     req.on('socket', (socket) => socket.once('secureConnect', () => (tlsConnected = true)));
     req.on('error', (error) => {
-      finish({
+      const base = {
         url,
         sent: true,
         ok: false,
         latencyMs: elapsed(),
         diagnosis: describeProbeError(error, url, { timeoutMs: timedOut ? timeoutMs : undefined, tlsConnected }),
+      };
+      const code = (error as { code?: unknown }).code;
+      if (u.protocol !== 'https:' || typeof code !== 'string' || !/CERT|SELF_SIGNED/.test(code)) return finish(base);
+      // A certificate for another host name is otherwise blamed on the CA: say which names it holds.
+      const named = (error as { cert?: PeerCertificate }).cert;
+      void (named ? Promise.resolve(named) : peerCertificate(u, remaining())).then((cert) => {
+        const names = cert ? certNames(cert) : [];
+        const mismatch =
+          cert !== undefined && names.length > 0 && tls.checkServerIdentity(u.hostname.replace(/^\[|\]$/g, ''), cert);
+        finish(
+          mismatch
+            ? {
+                ...base,
+                diagnosis: {
+                  kind: 'tls',
+                  text: checkMessages.certOtherHost(code, u.host, names, code !== 'ERR_TLS_CERT_ALTNAME_INVALID'),
+                },
+              }
+            : base,
+        );
       });
     });
+    const remaining = () => Math.max(1, timeoutMs - (performance.now() - started));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       req.destroy(Object.assign(new Error(checkMessages.abortTimeout(timeoutMs)), { code: 'ETIMEDOUT' }));
     }, timeoutMs);
     req.end(body);
+  });
+}
+
+/**
+ * The certificate an https endpoint presents, read by a handshake that verifies nothing and
+ * sends nothing after it (no request, so no header or key), or undefined. Used only to name the
+ * host names of a certificate the real request already refused.
+ */
+function peerCertificate(u: URL, timeoutMs: number): Promise<PeerCertificate | undefined> {
+  return new Promise((resolve) => {
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const socket = tls.connect({
+      host,
+      port: portOf(u),
+      ...(net.isIP(host) === 0 ? { servername: host } : {}),
+      rejectUnauthorized: false,
+    });
+    const done = (cert: PeerCertificate | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(cert);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate();
+      done(cert && Object.keys(cert).length > 0 ? cert : undefined);
+    });
+    socket.once('error', () => done(undefined));
   });
 }
