@@ -4,7 +4,8 @@
 //   title names the cause, redirects (which OTLP exporters do not follow);
 //   pm2 app fields: kill_timeout below the flush deadline, a preload pm2 resolves from its
 //   daemon's cwd, settings only in an env_<name> block without --env;
-//   a TLS certificate for another host name, trusted or not.
+//   a TLS certificate for another host name, trusted or not; header values whose
+//   percent-escapes are decoded before sending.
 // Every check runs the built bin with a canary key, which must appear in no output line.
 // Not covered: a real vendor's sign-in page or a real pm2 start (check reads the file only).
 import { test, after, describe } from 'node:test';
@@ -273,5 +274,39 @@ describe('check: a TLS certificate issued for another host name (issue 11)', () 
     assert.equal(requests, 0, 'no request (so no key) went to a server whose certificate was refused');
     assertNoCanary(trusted);
     assertNoCanary(untrusted);
+  });
+});
+
+describe('check: header values whose percent-encoding is likely wrong (issue 11)', () => {
+  test('a key with a literal %2F is sent decoded and refused: the header is named, never its value', async () => {
+    // The endpoint knows the key as the vendor printed it, '%2F' and all.
+    const vendorKey = `${CANARY}%2Fz`;
+    const url = await serve((req, res) =>
+      req.headers['x-api-key'] === vendorKey
+        ? res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
+        : res.writeHead(401, { 'content-type': 'text/plain' }).end('bad key'),
+    );
+    const r = await check(['--json'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${vendorKey}` } });
+    assert.equal(r.code, 1, r.stdout);
+    const report = JSON.parse(r.stdout);
+    assert.match(report.problems.join('\n'), /HTTP 401/);
+    assert.deepEqual(
+      report.findings.filter((f) => f.code.startsWith('header-')).map((f) => [f.code, f.severity, f.text]),
+      [['header-percent-decoded', 'note', checkMessages.headerPercentDecoded('x-api-key', 'OTEL_EXPORTER_OTLP_HEADERS')]],
+    );
+    assertNoCanary(r);
+
+    // Written with %25 the key arrives intact: exit 0, with a note that escapes are still sent
+    // (right here; the sign of a value encoded twice elsewhere).
+    const fixed = await check([], {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${CANARY}%252Fz`, OTEL_SERVICE_NAME: 'dx' },
+    });
+    assert.equal(fixed.code, 0, fixed.stdout);
+    assert.ok(fixed.stdout.includes(checkMessages.headerEncodedTwice('x-api-key', 'OTEL_EXPORTER_OTLP_HEADERS')), fixed.stdout);
+    assertNoCanary(fixed);
+
+    // No escape, no note.
+    const plain = await check(['--no-send', '--json'], { env: { OTEL_EXPORTER_OTLP_TRACES_HEADERS: `x-api-key=${CANARY}` } });
+    assert.deepEqual(JSON.parse(plain.stdout).findings.filter((f) => f.code.startsWith('header-')), []);
   });
 });

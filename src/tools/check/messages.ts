@@ -79,5 +79,11 @@ export const checkMessages = {
     (untrusted ? ', and its CA is not trusted here either' : '') +
     `: put a name the certificate holds in the endpoint, or give the endpoint a certificate for ${host}` +
     (untrusted ? `; if a private CA signed it, set OTEL_EXPORTER_OTLP_CERTIFICATE to the CA's PEM file` : ''),
+  headerPercentDecoded: (name: string, variable: string) =>
+    `the value of header ${name} in ${variable} holds percent-escapes (%XX), which are decoded before sending, as the OTLP spec says: ` +
+    `right for an encoded value, but if the key itself contains '%' (as your vendor wrote it), write each '%' as %25.`,
+  headerEncodedTwice: (name: string, variable: string) =>
+    `the value of header ${name} in ${variable} is sent with %XX escapes still in it (written as %25XX): ` +
+    `right if the key itself contains them, but if it was percent-encoded twice, encode it once.`,
   abortTimeout: (ms: number) => `no answer within ${ms} ms`,
 } as const;

@@ -207,6 +207,8 @@ export interface CheckConfig {
   unread?: string[];
   /** With `pm2`: what its fields (kill_timeout, node_args, env_<name> blocks) get wrong. */
   appFindings?: Finding[];
+  /** The environment the worker's configuration is resolved from (with pm2: the app's env over this one). */
+  env: Env;
   /** Every variable name the worker would see, and whether it is in the pm2 app's env (else the environment's). */
   names: Map<string, 'env' | 'pm2 env'>;
 }
@@ -235,6 +237,7 @@ export function resolveCheckConfig(opts: { pm2?: Pm2App; script?: string; env?: 
     for (const k of Object.keys(app.env)) names.set(k, 'pm2 env');
     return {
       config,
+      env: pm2?.env ?? env,
       appDir: path.dirname(app.script),
       pm2: app,
       unread,
@@ -246,6 +249,7 @@ export function resolveCheckConfig(opts: { pm2?: Pm2App; script?: string; env?: 
   const host: HostFacts = { ...defaultHostFacts(), entryScript: script, cwd };
   return {
     config: resolveConfig(undefined, env, host),
+    env,
     appDir: script ? path.dirname(script) : cwd,
     names: new Map(Object.keys(env).map((k) => [k, 'env'])),
   };

@@ -9,6 +9,7 @@ import type { Env, ResolvedConfig } from '../../config/types';
 import type { Finding } from '../../types';
 import { nodeTooOld, tooOldMessage } from '../../worker/node-version';
 import { inspectApi, inspectLibraries, type ApiReport, type LibraryReport } from './libraries';
+import { headerEncodingFindings } from './headers';
 import { checkMessages } from './messages';
 import { resolveCheckConfig, type Pm2App } from './pm2-app';
 import { sendEmptyExport, type ExportProbe } from './probe';
@@ -58,6 +59,7 @@ export async function runCheck(opts: {
     ...unknownVariableFindings(resolved.names),
     ...collectFindings(config, resolved.unread ?? []),
     ...(resolved.appFindings ?? []),
+    ...headerEncodingFindings(resolved.env),
   ];
   const node = { version: process.version, supported: !nodeTooOld(process.version) };
   const otlp = config.exporters.includes('otlp');
