@@ -216,3 +216,60 @@ test('unknown variables: the nearest known name for a typo, none for another sig
     { code: 'unknown-variable', severity: 'note', text: checkMessages.otherOtelVariable('OTEL_PROPAGATORS', '') },
   ]);
 });
+
+// check's readers of what an endpoint or a pm2 file says (test/check-dx.test.mjs runs them end
+// to end against real servers); the edge cases here.
+const { htmlTitle, redirectTarget, certNames } = require('../dist/tools/check/diagnosis.js');
+const { preloadsOf } = require('../dist/tools/check/pm2-app.js');
+const { headerEncodingFindings } = require('../dist/tools/check/headers.js');
+
+test('htmlTitle: the title of a page, entities decoded, on one line, bounded', () => {
+  assert.equal(htmlTitle('<html><head><TITLE lang="en">\n  Sign in &amp; continue\n</TITLE>'), 'Sign in & continue');
+  assert.equal(htmlTitle('<title></title>'), undefined);
+  assert.equal(htmlTitle('<p>no title</p>'), undefined);
+  const long = htmlTitle(`<title>${'x'.repeat(300)}</title>`);
+  assert.equal(long.length, 100);
+  assert.ok(long.endsWith('…'));
+});
+
+test('redirectTarget: resolved against the URL tried, without credentials or query', () => {
+  assert.deepEqual(redirectTarget('/v1/traces', 'http://127.0.0.1:4318/old'), { url: 'http://127.0.0.1:4318/v1/traces', dropped: false });
+  assert.deepEqual(redirectTarget('https://user:secret@otlp.example.test/v1/traces?token=abc#x', 'http://a/'), {
+    url: 'https://otlp.example.test/v1/traces',
+    dropped: true,
+  });
+  assert.equal(redirectTarget('http://[bad', 'not a url'), undefined);
+});
+
+test('certNames: the names a certificate was issued for, SAN first, at most five and a count', () => {
+  assert.deepEqual(certNames({ subjectaltname: 'DNS:otlp.other.test, DNS:*.other.test, IP Address:10.0.0.1', subject: { CN: 'ignored' } }), [
+    'otlp.other.test',
+    '*.other.test',
+    '10.0.0.1',
+  ]);
+  assert.deepEqual(certNames({ subject: { CN: 'only-cn.test' } }), ['only-cn.test']);
+  assert.deepEqual(certNames({}), []);
+  const many = certNames({ subjectaltname: Array.from({ length: 8 }, (_, i) => `DNS:h${i}.test`).join(', ') });
+  assert.deepEqual(many, ['h0.test', 'h1.test', 'h2.test', 'h3.test', 'h4.test', '3 more']);
+});
+
+test('preloadsOf: every --require, -r and --import, spaced or with =', () => {
+  assert.deepEqual(preloadsOf(['--max-old-space-size=512', '-r', 'a', '--require=b', '--import', 'c', '--import=d', '--require']), [
+    { flag: '--require', specifier: 'a' },
+    { flag: '--require', specifier: 'b' },
+    { flag: '--import', specifier: 'c' },
+    { flag: '--import', specifier: 'd' },
+  ]);
+  assert.deepEqual(preloadsOf([]), []);
+});
+
+test('headerEncodingFindings: a percent-escape in a header value is named, never its value', () => {
+  const canary = 'canary%2Dunits%41';
+  const findings = headerEncodingFindings({ OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${canary},x-team=plain` });
+  assert.equal(findings.length, 1);
+  assert.equal(findings[0].setting, 'headers');
+  assert.ok(findings[0].text.includes('x-api-key') && findings[0].text.includes('OTEL_EXPORTER_OTLP_HEADERS'), findings[0].text);
+  assert.ok(!findings[0].text.includes('canary'), 'the value is never shown');
+  assert.deepEqual(headerEncodingFindings({ OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=plain' }), []);
+  assert.deepEqual(headerEncodingFindings({}), []);
+});
