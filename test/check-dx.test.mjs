@@ -235,6 +235,27 @@ describe('check --pm2: the app fields that decide whether a worker starts, flush
   });
 });
 
+describe('check: plain http to a TLS port, answered the way nginx answers it (issue 11)', () => {
+  test('nginx\'s 400 "plain HTTP request was sent to HTTPS port" page: a TLS problem with the https:// fix, exit 1', async () => {
+    // nginx does not fail the handshake of a plain-http client on its ssl port: it answers an HTTP
+    // 400 with this page, so the mistake looked like a bad request, not like TLS.
+    const page =
+      '<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n' +
+      '<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP request was sent to HTTPS port</center>\r\n' +
+      '<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+    const url = await serve((req, res) =>
+      res.writeHead(400, { server: 'nginx', 'content-type': 'text/html', connection: 'close' }).end(page),
+    );
+    const r = await check(['--json'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: url, FORKTRACE_API_KEY: CANARY } });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    const host = new URL(url).host;
+    assert.deepEqual(report.problems, [checkMessages.exportFailed(`${url}/v1/traces`, checkMessages.plainHttpToTlsPort(host))]);
+    assert.equal(report.export.diagnosis.kind, 'tls');
+    assertNoCanary(r);
+  });
+});
+
 describe('check: a TLS certificate issued for another host name (issue 11)', () => {
   test('names the certificate\'s names (from its subjectAltName) instead of blaming the CA; trusted or not', async (t) => {
     // The usual mistake: the endpoint is reached by IP or an internal name, the certificate holds

@@ -60,6 +60,8 @@ export const checkMessages = {
     `this URL serves a web page (a sign-in page, a proxy or a dashboard), and every span sent there is lost. ` +
     `Use the OTLP/HTTP endpoint your backend documents (a Collector listens on port 4318)`,
   pageTitle: (title: string) => `; the page's title: "${title}"`,
+  plainHttpToTlsPort: (host: string) =>
+    `HTTP 400: ${host} speaks TLS and got plain http ("The plain HTTP request was sent to HTTPS port"): use https:// in the endpoint`,
   redirect: (status: number, target: string | undefined, dropped: boolean) =>
     target === undefined
       ? `HTTP ${status}: the endpoint redirects, without a usable Location; OTLP exporters do not follow redirects, so every export fails`

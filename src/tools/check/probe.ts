@@ -13,6 +13,9 @@ import { Redactor } from '../../worker/secrets';
 import { certNames, describeProbeError, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
 import { checkMessages } from './messages';
 
+/** nginx's page for plain http on a TLS port (its 497 error, sent as a 400). */
+const PLAIN_HTTP_TO_TLS_PORT = /The plain HTTP request was sent to HTTPS port/i;
+
 /** The result of the one real export `check` sends. */
 export interface ExportProbe {
   url: string;
@@ -121,6 +124,20 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
                 target?.dropped ?? false,
               ),
             },
+          });
+          return;
+        }
+        // A TLS port that got plain http: nginx (and servers copying it) answer 400 with this page
+        // instead of failing the handshake, so the answer looks like an HTTP error, not a TLS one.
+        if (status === 400 && u.protocol === 'http:' && PLAIN_HTTP_TO_TLS_PORT.test(raw)) {
+          finish({
+            url,
+            sent: true,
+            ok: false,
+            status,
+            latencyMs,
+            contentType,
+            diagnosis: { kind: 'tls', text: checkMessages.plainHttpToTlsPort(u.host) },
           });
           return;
         }
