@@ -26,7 +26,8 @@ async function measureRoute(app, port, route, o) {
   return { ...r, cpuPerReq: (cpu1 - cpu0) / Math.max(1, r.responses) };
 }
 
-async function oneRun(config, receiver, o) {
+async function oneRun(config, receivers, o) {
+  const receiver = config.agent === 'dd' ? receivers.dd : receivers.otlp;
   await receiver.reset();
   const { app, port, startupMs } = await startApp(config);
   await sleep(1000);
@@ -80,11 +81,15 @@ const rotate = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
 
 export async function runCompare(o) {
   const receiver = await startReceiverProcess();
+  // dd-trace speaks msgpack to a Datadog agent: a stand-in of the bench's own, only when asked for.
+  const dd = o.configs.includes('ddtrace') ? await startReceiverProcess({ script: 'dd-agent.mjs' }) : undefined;
+  const receivers = { otlp: receiver, dd };
   try {
     const configs = allConfigs(receiver.url, {
       baseline: o.baseline,
       baselineEnv: o.baselineEnv,
       variants: o.variants,
+      ddAgentUrl: dd?.url,
     }).filter((c) => o.configs.includes(c.name));
     const loads = [`start ${loadAverage()}`];
     log(`startup: ${o.startups} starts × ${configs.length} configurations`);
@@ -95,7 +100,7 @@ export async function runCompare(o) {
       loads.push(`round ${round + 1}: ${loadAverage()}`);
       log(`round ${round + 1}/${o.rounds} (load ${loadAverage()})`);
       for (const c of rotate(configs, round)) {
-        const r = await oneRun(c, receiver, o);
+        const r = await oneRun(c, receivers, o);
         r.round = round + 1;
         runs.push(r);
         starts[c.name].push(r.startupMs);
@@ -105,11 +110,14 @@ export async function runCompare(o) {
             `start ${r.startupMs.toFixed(0)} ms · rss ${r.idleRss.toFixed(1)}→${r.rssAfter.toFixed(1)} MB · ` +
             `stop ${r.stop.killed ? 'KILLED after ' : ''}${r.stop.ms} ms`,
         );
+        if (r.rx.otherPaths && Object.keys(r.rx.otherPaths).length)
+          log(`  ${c.name}: asked the agent stand-in for ${JSON.stringify(r.rx.otherPaths)} (answered 404)`);
       }
     }
     loads.push(`end ${loadAverage()}`);
     return { configs: configs.map(({ name, label }) => ({ name, label })), starts, runs, loads };
   } finally {
     await receiver.close();
+    await dd?.close();
   }
 }

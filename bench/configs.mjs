@@ -9,8 +9,9 @@ import { APP, BENCH, ROOT } from './lib.mjs';
  *   `forktrace-baseline`: the "before" of a before/after row.
  * @param baselineEnv extra environment for that build ("K=V;K=V"), e.g. to compare one setting
  *   before and after a change.
+ * @param ddAgentUrl the bench's stand-in for the Datadog agent (bench/dd-agent.mjs), for `ddtrace`.
  */
-export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants = [] } = {}) {
+export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants = [], ddAgentUrl } = {}) {
   const origin = new URL(receiverUrl).origin;
   const forktraceEnv = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiverUrl, OTEL_SERVICE_NAME: 'bench' };
   const list = [
@@ -47,6 +48,37 @@ export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants =
         OTEL_METRICS_EXPORTER: 'none',
         OTEL_LOGS_EXPORTER: 'none',
         OTEL_SERVICE_NAME: 'bench-auto',
+      },
+    },
+    {
+      // Datadog's own tracer (not built on the OpenTelemetry SDK), with its defaults: every
+      // integration it has (http, express, mysql2, and dns/net for the pool's connections),
+      // express middleware spans, priority sampling. The stand-in agent sends no sampling rates,
+      // so every trace is kept (AUTO_KEEP, counted by bench/dd-agent.mjs). Everything that would
+      // talk to Datadog beyond the trace endpoint is off, and the agent URL is 127.0.0.1. What is
+      // left (dd-trace 6.21: its DogStatsD client's own telemetry, POST /dogstatsd/v2/proxy every
+      // 10 s) goes to the stand-in too, which answers 404 and logs it.
+      name: 'ddtrace',
+      label: 'dd-trace',
+      agent: 'dd',
+      preload: ['--require', path.join(ROOT, 'node_modules', 'dd-trace', 'init.js')],
+      env: {
+        DD_TRACE_AGENT_URL: ddAgentUrl ?? 'http://127.0.0.1:9',
+        DD_SERVICE: 'bench-dd',
+        DD_REMOTE_CONFIGURATION_ENABLED: 'false',
+        DD_INSTRUMENTATION_TELEMETRY_ENABLED: 'false',
+        DD_TRACE_STARTUP_LOGS: 'false',
+        DD_PROFILING_ENABLED: 'false',
+        DD_RUNTIME_METRICS_ENABLED: 'false',
+        // On by default: a crash handler that would report to the agent.
+        DD_CRASHTRACKING_ENABLED: 'false',
+        // Unset means "off until remote configuration turns it on"; remote configuration is off.
+        DD_APPSEC_ENABLED: 'false',
+        DD_IAST_ENABLED: 'false',
+        DD_DYNAMIC_INSTRUMENTATION_ENABLED: 'false',
+        DD_DATA_STREAMS_ENABLED: 'false',
+        DD_TRACE_STATS_COMPUTATION_ENABLED: 'false',
+        DD_LLMOBS_ENABLED: 'false',
       },
     },
     // The lean floor: the SDK TracerProvider + forktrace's batch processor and OTLP exporter, but a
@@ -101,7 +133,7 @@ function parseEnv(spec) {
   );
 }
 
-export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'handbuilt', 'auto'];
+export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'handbuilt', 'auto', 'ddtrace'];
 
 /**
  * `--ladder`: forktrace taken apart, one layer of cost at a time, to show where the per-request

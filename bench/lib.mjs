@@ -129,9 +129,12 @@ export function spawnNode(args, { env = {}, cores, readyKey = 'listening', timeo
   };
 }
 
-/** The bench receiver (bench/receiver.mjs) in its own process, driven over stdin/stdout. */
-export async function startReceiverProcess({ port = 0 } = {}) {
-  const p = spawnNode([path.join(BENCH, 'receiver.mjs'), String(port)], { cores: AUX_CORE, readyKey: 'url' });
+/**
+ * The bench receiver (bench/receiver.mjs, OTLP) or the Datadog agent stand-in (bench/dd-agent.mjs)
+ * in its own process, driven over stdin/stdout.
+ */
+export async function startReceiverProcess({ port = 0, script = 'receiver.mjs' } = {}) {
+  const p = spawnNode([path.join(BENCH, script), String(port)], { cores: AUX_CORE, readyKey: 'url' });
   const { url } = await p.ready;
   let seen = p.lines.length;
   const command = async (cmd, key) => {
@@ -240,6 +243,7 @@ export function machine() {
         'express',
         'mysql2',
         'autocannon',
+        'dd-trace',
       ].map((n) => [n, version(n)]),
     ),
   };

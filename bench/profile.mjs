@@ -35,7 +35,8 @@ export function summarize(file, top = 25) {
   const cats = new Map();
   const fns = new Map();
   let inOtel = 0;
-  const isOtel = (c) => c.startsWith('@opentelemetry/') || c === 'forktrace' || c === 'import-in-the-middle';
+  const isOtel = (c) =>
+    c.startsWith('@opentelemetry/') || c === 'forktrace' || c === 'import-in-the-middle' || c === 'dd-trace';
   for (const [id, us] of self) {
     const n = byId.get(id);
     if (n.callFrame.functionName === '(idle)') {
@@ -52,7 +53,7 @@ export function summarize(file, top = 25) {
   const pct = (us) => `${((100 * us) / total).toFixed(1)} %`;
   const lines = [
     `${path.relative(OUT, file)}: ${(total / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle; ` +
-      `${pct(inOtel)} of busy time in OpenTelemetry/forktrace code itself`,
+      `${pct(inOtel)} of busy time in the tracer's own code (OpenTelemetry, forktrace or dd-trace)`,
     '',
     'self time by package:',
     ...[...cats.entries()]
@@ -77,6 +78,7 @@ export async function runProfile(o) {
   const startupOnly = o.which.startsWith('startup:');
   const name = startupOnly ? o.which.slice(8) : o.which;
   const receiver = await startReceiverProcess();
+  const dd = name === 'ddtrace' ? await startReceiverProcess({ script: 'dd-agent.mjs' }) : undefined;
   const dir = path.join(OUT, 'profiles', `${name}${startupOnly ? '-startup' : ''}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
   try {
@@ -84,6 +86,7 @@ export async function runProfile(o) {
       baseline: o.baseline,
       baselineEnv: o.baselineEnv,
       variants: o.variants,
+      ddAgentUrl: dd?.url,
     }).find((c) => c.name === name);
     if (!config) throw new Error(`unknown configuration ${name}`);
     const app = spawnNode(['--cpu-prof', `--cpu-prof-dir=${dir}`, ...config.args], {
@@ -105,6 +108,7 @@ export async function runProfile(o) {
     return files.map((f) => summarize(path.join(dir, f), startupOnly ? 40 : 30)).join('\n\n');
   } finally {
     await receiver.close();
+    await dd?.close();
   }
 }
 

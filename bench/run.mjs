@@ -8,7 +8,7 @@
 //   --profile[=config]   CPU profiles (node --cpu-prof) under load → .bench-out/profiles/, summary on stdout
 //
 //   --rounds N  --duration S  --warmup S  --connections C  --startups N
-//   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, forktrace-baseline,
+//   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, ddtrace, forktrace-baseline,
 //                        and the lean floor (bench/floor.cjs): floor, floor-http, floor-nobind, floor-noexport, floor-unsampled
 //   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable)
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
@@ -208,6 +208,14 @@ async function main() {
     '#### Spans and attributes forktrace produced (defaults)',
     '',
     spanInventory(result, 'forktrace'),
+    ...(o.configs.includes('ddtrace')
+      ? [
+          '',
+          '#### Spans dd-trace produced (operation name; its `meta` tags)',
+          '',
+          spanInventory(result, 'ddtrace'),
+        ]
+      : []),
   ].join('\n');
   process.stdout.write(md + '\n');
   if (write) replaceBlock(BENCHMARKS, blockName('compare', meta), md);
