@@ -82,7 +82,8 @@ const rotate = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
 export async function runCompare(o) {
   const receiver = await startReceiverProcess();
   // dd-trace speaks msgpack to a Datadog agent: a stand-in of the bench's own, only when asked for.
-  const dd = o.configs.includes('ddtrace') ? await startReceiverProcess({ script: 'dd-agent.mjs' }) : undefined;
+  const wantsDd = o.configs.includes('ddtrace') || o.variants.some((v) => /^[^:]*@ddtrace:/.test(v));
+  const dd = wantsDd ? await startReceiverProcess({ script: 'dd-agent.mjs' }) : undefined;
   const receivers = { otlp: receiver, dd };
   try {
     const configs = allConfigs(receiver.url, {

@@ -106,17 +106,21 @@ export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants =
       env: { ...forktraceEnv, ...extra },
     });
   }
-  // Ad-hoc variants of forktrace for experiments: "name:KEY=VALUE;KEY=VALUE".
+  // Ad-hoc variants for experiments: "name:KEY=VALUE;KEY=VALUE" (of forktrace), or
+  // "name@base:KEY=VALUE" (of another configuration, e.g. untraced or ddtrace with NODE_OPTIONS).
   for (const v of variants) {
-    const [name, spec = ''] = v.split(/:(.*)/s);
+    const [head, spec = ''] = v.split(/:(.*)/s);
+    const [name, baseName = 'forktrace'] = head.split('@');
+    const base = list.find((c) => c.name === baseName);
+    if (!base) throw new Error(`--variant ${v}: no configuration ${baseName}`);
     const env = parseEnv(spec);
     list.push({
+      ...base,
       name,
-      label: `forktrace, ${Object.entries(env)
+      label: `${baseName === 'forktrace' ? 'forktrace' : base.label}, ${Object.entries(env)
         .map(([k, x]) => `${k}=${x}`)
         .join(' ')}`,
-      preload: ['--require', path.join(ROOT, 'dist', 'register.js')],
-      env: { ...forktraceEnv, ...env },
+      env: { ...base.env, ...env },
     });
   }
   for (const c of list) c.args = [...c.preload, APP];

@@ -10,7 +10,9 @@
 //   --rounds N  --duration S  --warmup S  --connections C  --startups N
 //   --configs a,b,c      among untraced, forktrace, forktrace-nolayers, handbuilt, auto, ddtrace, forktrace-baseline,
 //                        and the lean floor (bench/floor.cjs): floor, floor-http, floor-nobind, floor-noexport, floor-unsampled
-//   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable)
+//   --variant 'name:K=V;K=V'  a forktrace variant with extra environment (repeatable);
+//                        'name@base:K=V' the same of another configuration, e.g.
+//                        'untraced-semi16@untraced:NODE_OPTIONS=--max-semi-space-size=16'
 //   --baseline DIR       another forktrace build (e.g. .bench-out/baseline-dist) compared as forktrace-baseline
 //   --baseline-ref REF   build git REF's src/ into .bench-out/baseline-REF/dist and use it as --baseline
 //   --baseline-env 'K=V;K=V'  extra environment for the baseline (the same setting before and after)
@@ -57,7 +59,10 @@ const o = {
     ...argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1]] : a.startsWith('--variant=') ? [a.slice(10)] : [])),
   ],
 };
-for (const v of o.variants) if (!o.configs.includes(v.split(':')[0])) o.configs.push(v.split(':')[0]);
+for (const v of o.variants) {
+  const name = v.split(':')[0].split('@')[0];
+  if (!o.configs.includes(name)) o.configs.push(name);
+}
 const baselineRef = value('baseline-ref', undefined);
 if (baselineRef) o.baseline = buildRef(baselineRef);
 if (o.baseline && !o.configs.includes('forktrace-baseline')) o.configs.push('forktrace-baseline');
