@@ -7,7 +7,7 @@
 // Side channel as bench/receiver.mjs: stdout JSON lines, first {"url": ...}; stdin commands
 // stats | reset | close.
 import * as http from 'node:http';
-import * as readline from 'node:readline';
+import { createTallies, out, serveCommands } from './tallies.mjs';
 
 /**
  * A msgpack decoder for what dd-trace's encoders write (packages/dd-trace/src/encode/0.4.js,
@@ -141,28 +141,8 @@ function spansOf(version, payload) {
   );
 }
 
-let t;
-function zero() {
-  t = {
-    requests: 0,
-    okRequests: 0,
-    failedRequests: 0,
-    hungRequests: 0,
-    spans: 0,
-    wireBytes: 0,
-    bodyBytes: 0,
-    encodings: {},
-    perTrace: new Map(),
-    rootRoute: new Map(),
-    names: {},
-    attrKeys: {},
-    otherPaths: {},
-    // Root spans by sampling priority (1 AUTO_KEEP, 2 USER_KEEP; 0/-1 would be dropped by an agent).
-    priorities: {},
-    decodeErrors: 0,
-  };
-}
-zero();
+// Root spans by sampling priority (1 AUTO_KEEP, 2 USER_KEEP; 0/-1 would be dropped by an agent).
+const tallies = createTallies(() => ({ otherPaths: {}, priorities: {}, decodeErrors: 0 }));
 
 const RESPONSE = JSON.stringify({ rate_by_service: {} });
 const server = http.createServer((req, res) => {
@@ -170,6 +150,7 @@ const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
+    const t = tallies.t;
     if (!m || (req.method !== 'PUT' && req.method !== 'POST')) {
       const key = `${req.method} ${req.url}`;
       t.otherPaths[key] = (t.otherPaths[key] ?? 0) + 1;
@@ -185,20 +166,14 @@ const server = http.createServer((req, res) => {
     try {
       for (const trace of spansOf(m[1], decode(body))) {
         for (const s of trace) {
-          t.spans++;
-          t.perTrace.set(s.traceId, (t.perTrace.get(s.traceId) ?? 0) + 1);
+          let root;
           if (ZERO_ID.has(s.parentId)) {
             const url = s.meta['http.url'];
-            t.rootRoute.set(s.traceId, url ? new URL(url, 'http://x').pathname : s.resource);
+            root = url ? new URL(url, 'http://x').pathname : s.resource;
             const p = s.metrics._sampling_priority_v1 ?? 'none';
             t.priorities[p] = (t.priorities[p] ?? 0) + 1;
           }
-          const key = `${KIND[s.meta['span.kind']] ?? 0} ${s.name}`;
-          if (!(key in t.names)) {
-            t.names[key] = 0;
-            t.attrKeys[key] = Object.keys(s.meta).sort();
-          }
-          t.names[key]++;
+          tallies.span(s.traceId, root, `${KIND[s.meta['span.kind']] ?? 0} ${s.name}`, Object.keys(s.meta));
         }
       }
     } catch {
@@ -213,33 +188,7 @@ server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
   out({ url: `http://127.0.0.1:${port}`, port, pid: process.pid });
 });
 
-function summary() {
-  const routes = {};
-  for (const [traceId, n] of t.perTrace) {
-    const route = t.rootRoute.get(traceId) ?? '(root not received)';
-    const r = (routes[route] ??= { traces: 0, spans: 0 });
-    r.traces++;
-    r.spans += n;
-  }
-  const { perTrace: _p, rootRoute: _r, ...rest } = t;
-  return { ...rest, routes, rss: process.memoryUsage().rss, cpu: process.cpuUsage() };
-}
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = line.trim();
-  if (cmd === 'stats') out({ stats: summary() });
-  else if (cmd === 'reset') {
-    out({ stats: summary() });
-    zero();
-  } else if (cmd === 'close') {
-    server.close();
-    server.closeAllConnections();
-    out({ closed: true });
-    process.exit(0);
-  }
+serveCommands(tallies, () => {
+  server.close();
+  server.closeAllConnections();
 });
-process.stdin.on('end', () => process.exit(0));

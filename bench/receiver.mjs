@@ -9,7 +9,7 @@
 //   normal → answer normally again
 //   close  → stop listening (connection refused) and exit
 import { createRequire } from 'node:module';
-import * as readline from 'node:readline';
+import { createTallies, out, serveCommands } from './tallies.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
@@ -22,27 +22,10 @@ const receiver = await startReceiver({
   respond: () => (mode === 'hang' ? 'hang' : mode === 'fast' ? EMPTY_RESPONSE : undefined),
 });
 
-let t;
-function zero() {
-  t = {
-    requests: 0,
-    okRequests: 0,
-    failedRequests: 0,
-    hungRequests: 0,
-    spans: 0,
-    wireBytes: 0,
-    bodyBytes: 0,
-    encodings: {},
-    // traceId -> spans seen; traceId -> the root span's route (roots end last, so they arrive last).
-    perTrace: new Map(),
-    rootRoute: new Map(),
-    names: {},
-    attrKeys: {},
-  };
-}
-zero();
+const tallies = createTallies();
 
 receiver.on('request', (r) => {
+  const t = tallies.t;
   t.requests++;
   if (r.status === 200) t.okRequests++;
   else if (r.status === 0) t.hungRequests++;
@@ -55,54 +38,19 @@ receiver.on('request', (r) => {
 });
 
 receiver.on('spans', (spans) => {
-  t.spans += spans.length;
   for (const s of spans) {
-    t.perTrace.set(s.traceId, (t.perTrace.get(s.traceId) ?? 0) + 1);
-    if (s.parentSpanId === '') {
-      const a = s.attributes;
-      const path = a['url.path'] ?? a['http.target'] ?? s.name;
-      t.rootRoute.set(s.traceId, String(path).split('?')[0]);
-    }
-    // One example of each span name with its attribute keys: what the defaults produce.
-    const key = `${s.kind} ${s.name}`;
-    if (!(key in t.names)) {
-      t.names[key] = 0;
-      t.attrKeys[key] = Object.keys(s.attributes).sort();
-    }
-    t.names[key]++;
+    const a = s.attributes;
+    const root = s.parentSpanId === '' ? String(a['url.path'] ?? a['http.target'] ?? s.name).split('?')[0] : undefined;
+    tallies.span(s.traceId, root, `${s.kind} ${s.name}`, Object.keys(a));
   }
   // Nothing else reads the kept spans; drop them so memory stays flat.
   receiver.reset();
 });
 
-function summary() {
-  const routes = {};
-  for (const [traceId, n] of t.perTrace) {
-    const route = t.rootRoute.get(traceId) ?? '(root not received)';
-    const r = (routes[route] ??= { traces: 0, spans: 0 });
-    r.traces++;
-    r.spans += n;
-  }
-  const { perTrace: _p, rootRoute: _r, ...rest } = t;
-  return { ...rest, routes, rss: process.memoryUsage().rss, cpu: process.cpuUsage() };
-}
-
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 out({ url: receiver.url, port: receiver.port, pid: process.pid });
 
-readline.createInterface({ input: process.stdin }).on('line', async (line) => {
-  const cmd = line.trim();
-  if (cmd === 'stats') out({ stats: summary() });
-  else if (cmd === 'reset') {
-    out({ stats: summary() });
-    zero();
-  } else if (cmd === 'hang' || cmd === 'normal' || cmd === 'fast') {
-    mode = cmd;
-    out({ mode });
-  } else if (cmd === 'close') {
-    await receiver.close();
-    out({ closed: true });
-    process.exit(0);
-  }
-});
-process.stdin.on('end', () => receiver.close().then(() => process.exit(0)));
+const setMode = (m) => () => {
+  mode = m;
+  out({ mode });
+};
+serveCommands(tallies, () => receiver.close(), { hang: setMode('hang'), normal: setMode('normal'), fast: setMode('fast') });
