@@ -12,7 +12,8 @@ const require = createRequire(import.meta.url);
 const { describeProbeError } = require('../dist/tools/check/diagnosis.js');
 const { checkMessages } = require('../dist/tools/check/messages.js');
 const { satisfies } = require('../dist/tools/check/libraries.js');
-const { plainHttpCredentials, unknownVariableFindings } = require('../dist/tools/check/run.js');
+const { runCheck, unknownVariableFindings } = require('../dist/tools/check/run.js');
+const { configMessages } = require('../dist/worker/messages.js');
 const { editDistance, nearestKnown, unknownVariables } = require('../dist/tools/check/variables.js');
 const { pm2EnvNotRead } = require('../dist/tools/check/pm2-app.js');
 const { TraceAssembler } = require('../dist/tools/trace-assembler.js');
@@ -76,11 +77,23 @@ test("check's plain-http test is config's: loopback in every form, credentials n
   assert.ok(!plainHttpOffHost(new URL('http://[::1]:4318')));
   const host = { cwd: '/srv', readJson: () => undefined };
   const far = resolveConfig(undefined, { OTEL_SERVICE_NAME: 'x', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://192.0.2.1:4318', FORKTRACE_API_KEY: 'canary-unit-7' }, host);
-  assert.equal(plainHttpCredentials(far), checkMessages.plainHttpCredentials(['x-api-key'], '192.0.2.1:4318'));
-  assert.ok(!plainHttpCredentials(far).includes('canary-unit-7'));
-  assert.equal(far.findings.find((f) => f.code === 'credentials-over-http')?.setting, 'headers');
+  const plain = far.findings.find((f) => f.code === 'credentials-over-http');
+  assert.equal(plain?.text, configMessages.credentialsOverHttp('http://192.0.2.1:4318/v1/traces', ['x-api-key']));
+  assert.ok(!plain.text.includes('canary-unit-7'));
+  assert.equal(plain.setting, 'headers');
   const near = resolveConfig(undefined, { OTEL_SERVICE_NAME: 'x', FORKTRACE_API_KEY: 'canary-unit-7' }, host);
-  assert.equal(plainHttpCredentials(near), undefined);
+  assert.equal(near.findings.find((f) => f.code === 'credentials-over-http'), undefined);
+});
+
+test('check: credentials and a far plain-http endpoint, but no OTLP exporter: nothing travels, so no plain-http problem', async () => {
+  // check used to re-derive the plain-http test itself and raised it here although no span (and
+  // no key) goes to the endpoint with OTEL_TRACES_EXPORTER=console.
+  const env = { OTEL_SERVICE_NAME: 'x', OTEL_TRACES_EXPORTER: 'console', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://192.0.2.1:4318', FORKTRACE_API_KEY: 'canary-unit-9' };
+  const { report } = await runCheck({ env, cwd: process.cwd(), send: false });
+  const codes = report.findings.map((f) => f.code);
+  assert.ok(codes.includes('no-otlp-exporter'), codes.join(','));
+  assert.ok(!report.findings.some((f) => /unencrypted/.test(f.text)), JSON.stringify(report.findings));
+  assert.ok(!JSON.stringify(report).includes('canary-unit-9'));
 });
 
 test('a pm2 env value the preload cannot read is named by its type, never shown', () => {

@@ -39,9 +39,6 @@ export const checkMessages = {
   inPm2Env: " (in the pm2 app's env)",
   noOtlpExporter: (exporters: string[]) =>
     `OTEL_TRACES_EXPORTER=${exporters.join(',')}: no OTLP exporter, spans never reach the endpoint.`,
-  plainHttpCredentials: (headerNames: string[], host: string) =>
-    `the API key / credential headers (${headerNames.join(', ')}) would travel unencrypted over plain http to ${host}, ` +
-    `which is not this machine: use an https:// endpoint, or a Collector on localhost`,
   exportFailed: (url: string, why: string) => `export to ${url} failed: ${why}`,
   libraryUnsupported: (name: string, version: string, range: string) =>
     `${name} ${version} is installed but the instrumentation supports ${range}: its spans will be missing.`,

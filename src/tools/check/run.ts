@@ -4,7 +4,6 @@
  * (src/cli/check.ts) decides how to show the report.
  */
 import * as path from 'node:path';
-import { plainHttpOffHost } from '../../config/resolve';
 import type { Env, ResolvedConfig } from '../../config/types';
 import type { Finding } from '../../types';
 import { nodeTooOld, tooOldMessage } from '../../worker/node-version';
@@ -64,15 +63,8 @@ export async function runCheck(opts: {
   const node = { version: process.version, supported: !nodeTooOld(process.version) };
   const otlp = config.exporters.includes('otlp');
   // Sending the check itself would put the key on the wire in clear text: not without consent.
-  // resolveConfig may already say so (then it is among the findings above).
-  const plain = plainHttpCredentials(config);
-  if (plain !== undefined && !config.findings.some((f) => f.code === 'credentials-over-http'))
-    findings.push({
-      code: 'plain-http-credentials',
-      setting: 'endpoint',
-      severity: opts.allowPlainHttp ? 'note' : 'problem',
-      text: plain,
-    });
+  // resolveConfig says when (among the findings above); it does only when OTLP is exported.
+  const plain = config.findings.some((f) => f.code === 'credentials-over-http');
 
   const timeoutMs = opts.timeoutMs ?? config.timeoutMillis;
   let probe: ExportProbe;
@@ -200,15 +192,4 @@ export function unknownVariableFindings(names: ReadonlyMap<string, 'env' | 'pm2 
       ? { code: 'unknown-variable', severity: 'problem', text: checkMessages.unknownForktraceVariable(u.name, where) }
       : { code: 'unknown-variable', severity: 'note', text: checkMessages.otherOtelVariable(u.name, where) };
   });
-}
-
-/**
- * What check says when credentials would cross the network unencrypted, or undefined. It names
- * the headers, never their values.
- */
-export function plainHttpCredentials(config: ResolvedConfig): string | undefined {
-  const u = new URL(config.endpoint);
-  const names = Object.keys(config.headers);
-  if (names.length === 0 || !plainHttpOffHost(u)) return undefined;
-  return checkMessages.plainHttpCredentials(names, u.host);
 }
