@@ -1,5 +1,5 @@
 // The README's configuration table, rendered from the settings table (src/config/settings.ts),
-// so that the two cannot drift: test/readme.test.mjs fails when README.md differs from it, and
+// so that the two cannot drift: test/settings.test.mjs fails when README.md differs from it, and
 //   npm run readme
 // rewrites the README between the markers. Not part of `npm run build`: a build must not change
 // tracked files (CI checks out a clean tree; a benchmark run builds older commits).
@@ -48,12 +48,13 @@ export function readmeTable(text = fs.readFileSync(README, 'utf8')) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const text = fs.readFileSync(README, 'utf8');
-  if (readmeTable(text) === undefined) throw new Error(`README.md needs the markers ${BEGIN} and ${END}`);
-  const from = text.indexOf(BEGIN) + BEGIN.length;
-  const next = `${text.slice(0, from)}\n${renderConfigTable()}\n${text.slice(text.indexOf(END))}`;
-  if (process.argv.includes('--write')) {
+  const table = renderConfigTable();
+  if (!process.argv.includes('--write')) process.stdout.write(table + '\n');
+  else {
+    const text = fs.readFileSync(README, 'utf8');
+    if (readmeTable(text) === undefined) throw new Error(`README.md needs the markers ${BEGIN} and ${END}`);
+    const next = `${text.slice(0, text.indexOf(BEGIN) + BEGIN.length)}\n${table}\n${text.slice(text.indexOf(END))}`;
     fs.writeFileSync(README, next);
     console.log(next === text ? 'README.md: the table was up to date' : 'README.md: table rewritten');
-  } else process.stdout.write(renderConfigTable() + '\n');
+  }
 }

@@ -159,28 +159,7 @@ function readRegularSettings(r: Resolution): Regular {
 }
 
 /** The regular settings ResolvedConfig holds as they are: the rest is set by resolveConfig. */
-type RegularPart = Omit<
-  ResolvedConfig,
-  | 'serviceName'
-  | 'serviceVersion'
-  | 'environment'
-  | 'resourceAttributes'
-  | 'endpoint'
-  | 'headers'
-  | 'apiKeyHeader'
-  | 'hasApiKey'
-  | 'certificateFile'
-  | 'exporters'
-  | 'batch'
-  | 'excludedUrls'
-  | 'instrumentations'
-  | 'spoolDir'
-  | 'sources'
-  | 'variables'
-  | 'secrets'
-  | 'findings'
-  | 'warnings'
->;
+type RegularPart = Pick<ResolvedConfig, Extract<RegularKey, keyof ResolvedConfig>>;
 
 /**
  * The regular settings where ResolvedConfig has them: at their option path (`batch.maxQueueSize`),
@@ -238,7 +217,8 @@ function resolveResource(r: Resolution): Resource {
       const v = attributes[key];
       if (v === undefined) continue;
       for (const k of keys) delete attributes[k];
-      return { value: String(v), source: sourceOf(key) };
+      const source = sourceOf(key);
+      return { value: String(v), source, variable: source === 'option' ? undefined : variable };
     }
     return undefined;
   };
@@ -264,6 +244,14 @@ function resolveResource(r: Resolution): Resource {
 interface ServiceAttribute {
   value: string;
   source: Source;
+  /** The variable it came from; undefined when the option gave it. */
+  variable: string | undefined;
+}
+
+/** Takes a setting's value from its resource attribute, recording where it came from. */
+function fromAttribute(r: Resolution, key: SettingKey, a: ServiceAttribute): string {
+  r.from(key, a.source, a.variable);
+  return a.value;
 }
 interface ServiceAttributes {
   service?: ServiceAttribute;
@@ -288,11 +276,7 @@ function resolveServiceName(r: Resolution, attrs: ServiceAttributes, app: AppPac
     r.fromEnv('serviceName', 'OTEL_SERVICE_NAME');
     return env;
   }
-  if (attrs.service !== undefined) {
-    const a = attrs.service;
-    r.from('serviceName', a.source, a.source === 'option' ? undefined : 'OTEL_RESOURCE_ATTRIBUTES');
-    return a.value;
-  }
+  if (attrs.service !== undefined) return fromAttribute(r, 'serviceName', attrs.service);
   // A name the app chose, if not on purpose: worth a note. unknown_service hides the app in a backend.
   if (r.host.pm2?.appName) return fallback(r.host.pm2.appName, 'pm2 app', 'the pm2 app name', 'note');
   if (app?.name) return fallback(app.name, 'package.json', app.file, 'note');
@@ -304,11 +288,7 @@ function resolveServiceVersion(r: Resolution, attrs: ServiceAttributes, app: App
     r.from('serviceVersion', 'option');
     return r.options.serviceVersion;
   }
-  if (attrs.version !== undefined) {
-    const a = attrs.version;
-    r.from('serviceVersion', a.source, a.source === 'option' ? undefined : 'OTEL_RESOURCE_ATTRIBUTES');
-    return a.value;
-  }
+  if (attrs.version !== undefined) return fromAttribute(r, 'serviceVersion', attrs.version);
   r.from('serviceVersion', app?.version ? 'package.json' : 'default');
   return app?.version;
 }
@@ -318,11 +298,7 @@ function resolveEnvironment(r: Resolution, attrs: ServiceAttributes): string | u
     r.from('environment', 'option');
     return r.options.environment;
   }
-  if (attrs.environment !== undefined) {
-    const a = attrs.environment;
-    r.from('environment', a.source, a.source === 'option' ? undefined : 'OTEL_RESOURCE_ATTRIBUTES');
-    return a.value;
-  }
+  if (attrs.environment !== undefined) return fromAttribute(r, 'environment', attrs.environment);
   const nodeEnv = r.read('NODE_ENV');
   if (nodeEnv !== undefined) r.fromEnv('environment', 'NODE_ENV');
   else r.from('environment', 'default');
@@ -564,16 +540,7 @@ export function redactConfig(config: ResolvedConfig): RedactedConfig {
   };
 }
 
-export { defaultHostFacts, findAppPackage } from './host';
-export { DEFAULT_API_KEY_HEADER, DEFAULT_ENDPOINT, UNKNOWN_SERVICE } from './settings';
+export { defaultHostFacts } from './host';
+export { DEFAULT_API_KEY_HEADER, DEFAULT_ENDPOINT } from './settings';
 export { isLoopbackHost, plainHttpOffHost } from './parsers';
-export type {
-  BatchConfig,
-  Env,
-  HostFacts,
-  Pm2View,
-  RedactedConfig,
-  ResolvedConfig,
-  Source,
-  SpoolConfig,
-} from './types';
+export type { RedactedConfig, ResolvedConfig } from './types';

@@ -2,7 +2,7 @@
  * Every setting forktrace has, defined once. From this table come the option checks
  * (validate.ts), the resolution of every regular setting (resolve.ts: options > env > default,
  * with one warning for a bad variable), `forktrace check`'s settings report and its labels, the
- * list of variables forktrace knows, and the README's configuration table (test/readme.test.mjs
+ * list of variables forktrace knows, and the README's configuration table (test/settings.test.mjs
  * fails when the README differs; `npm run readme` rewrites it).
  *
  * A row with a `parser` is regular: resolve.ts reads it with no code of its own. A row without
@@ -35,8 +35,8 @@ export const DEFAULT_ENDPOINT = 'http://localhost:4318/v1/traces';
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
 export const UNKNOWN_SERVICE = 'unknown_service:node';
 
-export const EXPORTERS: readonly ExporterName[] = ['otlp', 'console', 'none'];
-export const SAMPLERS: readonly SamplerName[] = [
+const EXPORTERS: readonly ExporterName[] = ['otlp', 'console', 'none'];
+const SAMPLERS: readonly SamplerName[] = [
   'always_on',
   'always_off',
   'traceidratio',
@@ -44,9 +44,9 @@ export const SAMPLERS: readonly SamplerName[] = [
   'parentbased_always_off',
   'parentbased_traceidratio',
 ];
-export const LOG_LEVELS: readonly LogLevelName[] = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];
-export const EXPRESS_LAYERS: readonly ExpressLayerName[] = ['request_handler', 'middleware', 'router'];
-export const EXIT_DELIVERIES: readonly ExitDeliveryName[] = ['send', 'spool', 'off'];
+const LOG_LEVELS: readonly LogLevelName[] = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];
+const EXPRESS_LAYERS: readonly ExpressLayerName[] = ['request_handler', 'middleware', 'router'];
+const EXIT_DELIVERIES: readonly ExitDeliveryName[] = ['send', 'spool', 'off'];
 
 /** One setting. */
 export interface Setting<T = unknown> {
@@ -362,7 +362,7 @@ export const SETTING_ROWS: readonly Setting[] = Object.values(SETTINGS) as reado
  * Variables forktrace reads that set no setting of the table: the protocol (forktrace has one,
  * and warns about any other) and the slot a node:cluster primary hands its workers.
  */
-export const OTHER_VARIABLES = [
+const OTHER_VARIABLES = [
   'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
   'OTEL_EXPORTER_OTLP_PROTOCOL',
   'FORKTRACE_WORKER_INDEX',

@@ -11,7 +11,8 @@ export function portOf(u: URL): number {
   return u.port !== '' ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
 }
 
-function errorCode(e: unknown): string | undefined {
+/** An error's string `code`, if it has one. */
+export function errorCode(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null) return undefined;
   const code = (e as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;

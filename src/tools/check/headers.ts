@@ -4,6 +4,7 @@
  * it is sent as `/`, and a value encoded twice is sent still encoded: either gets a 401 that
  * the key itself looks right for. Headers are named, never their values.
  */
+import { read } from '../../config/parsers';
 import { SETTINGS } from '../../config/settings';
 import type { Env } from '../../config/types';
 import type { Finding } from '../../types';
@@ -24,8 +25,8 @@ function decoded(s: string): string | undefined {
 export function headerEncodingFindings(env: Env): Finding[] {
   const findings: Finding[] = [];
   for (const variable of SETTINGS.headers.env) {
-    const raw = env[variable];
-    if (typeof raw !== 'string' || raw.trim() === '') continue;
+    const raw = read(env, variable);
+    if (raw === undefined) continue;
     for (const pair of raw.split(',')) {
       const eq = pair.indexOf('=');
       if (eq <= 0) continue;

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isPlainObject } from '../../config/parsers';
 import { defaultHostFacts, resolveConfig } from '../../config/resolve';
 import type { Env, HostFacts, ResolvedConfig } from '../../config/types';
 import type { Finding } from '../../types';
@@ -39,10 +40,6 @@ export interface Pm2App {
   unmergedBlocks: { block: string; names: string[] }[];
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /**
  * Loads an ecosystem file the way `pm2 start <file>` does (pm2 7 `API.js` `_startJson`,
  * `Common.js` `verifyConfs`, `prepareAppConf`, `mergeEnvironmentVariables`): `apps` (or `pm2`,
@@ -60,9 +57,9 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
       `cannot load the ecosystem file ${abs}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
     );
   }
-  const root = isObject(loaded) && 'default' in loaded && isObject(loaded.default) ? loaded.default : loaded;
-  const list: unknown = isObject(root) ? (root.apps ?? root.pm2 ?? root) : root;
-  const apps = (Array.isArray(list) ? list : [list]).filter(isObject);
+  const root = isPlainObject(loaded) && 'default' in loaded && isPlainObject(loaded.default) ? loaded.default : loaded;
+  const list: unknown = isPlainObject(root) ? (root.apps ?? root.pm2 ?? root) : root;
+  const apps = (Array.isArray(list) ? list : [list]).filter(isPlainObject);
   if (apps.length === 0)
     throw new CheckInputError(`${abs} defines no apps (expected module.exports = { apps: [...] })`);
   const scriptOf = (a: Record<string, unknown>) => [a.script, a.cmd, a.command].find((s) => typeof s === 'string');
@@ -83,7 +80,7 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
 
   const env: Record<string, unknown> = {};
   const merge = (block: unknown) => {
-    if (!isObject(block)) return;
+    if (!isPlainObject(block)) return;
     for (const [k, v] of Object.entries(block)) {
       if (v === undefined) continue;
       env[k] = typeof v === 'object' && v !== null ? JSON.stringify(v) : v;
@@ -91,7 +88,7 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
   };
   merge(app.env);
   if (envName !== undefined) {
-    if (!isObject(app[`env_${envName}`])) {
+    if (!isPlainObject(app[`env_${envName}`])) {
       throw new CheckInputError(`app "${nameOf(app)}" in ${abs} has no env_${envName} block (--env ${envName})`);
     }
     merge(app[`env_${envName}`]);
@@ -99,7 +96,7 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
   const unmergedBlocks: Pm2App['unmergedBlocks'] = [];
   // Only without --env: with one, the other blocks are for other deployments.
   for (const [key, block] of envName === undefined ? Object.entries(app) : []) {
-    if (!key.startsWith('env_') || !isObject(block)) continue;
+    if (!key.startsWith('env_') || !isPlainObject(block)) continue;
     const names = Object.keys(block).filter((k) => /^(OTEL_|FORKTRACE_)/.test(k) && !(k in env));
     if (names.length > 0) unmergedBlocks.push({ block: key, names });
   }
@@ -130,9 +127,9 @@ export function loadPm2App(file: string, appName?: string, envName?: string, cwd
 }
 
 /** pm2's `kill_timeout` when an app sets none (pm2 7 `lib/API/schema.json`). */
-export const PM2_DEFAULT_KILL_TIMEOUT_MS = 1600;
+const PM2_DEFAULT_KILL_TIMEOUT_MS = 1600;
 /** Room the app needs on top of forktrace's flush: its own close, and the process's exit. */
-export const KILL_TIMEOUT_MARGIN_MS = 500;
+const KILL_TIMEOUT_MARGIN_MS = 500;
 
 /** The preloads in node args: `--require X`, `-r X`, `--import X`, and their `=` forms. */
 export function preloadsOf(args: readonly string[]): { flag: '--require' | '--import'; specifier: string }[] {
@@ -151,7 +148,7 @@ export function preloadsOf(args: readonly string[]): { flag: '--require' | '--im
  * What in the pm2 app, beyond its env, decides whether a worker starts, flushes before pm2's
  * SIGKILL, and sees its settings.
  */
-export function pm2AppFindings(app: Pm2App, config: ResolvedConfig): Finding[] {
+function pm2AppFindings(app: Pm2App, config: ResolvedConfig): Finding[] {
   const findings: Finding[] = [];
   const flush = config.shutdownTimeoutMillis;
   const written = typeof app.killTimeout === 'string' ? Number(app.killTimeout) : app.killTimeout;
@@ -198,7 +195,7 @@ export function pm2AppFindings(app: Pm2App, config: ResolvedConfig): Finding[] {
 }
 
 /** What `check` resolved, and from where. */
-export interface CheckConfig {
+interface CheckConfig {
   config: ResolvedConfig;
   /** The folder the app's `require()` resolves libraries from. */
   appDir: string;

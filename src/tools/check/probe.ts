@@ -10,7 +10,7 @@ import * as zlib from 'node:zlib';
 import type { ResolvedConfig } from '../../config/types';
 import { describeHttpStatus, type Diagnosis } from '../../worker/diagnose';
 import { Redactor } from '../../worker/secrets';
-import { certNames, describeProbeError, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
+import { certNames, describeProbeError, errorCode, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
 import { checkMessages } from './messages';
 
 /** nginx's page for plain http on a TLS port (its 497 error, sent as a 400). */
@@ -80,85 +80,53 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
         const contentType = String(res.headers['content-type'] ?? '');
         const latencyMs = elapsed();
         const raw = Buffer.concat(chunks).toString('utf8');
+        const html = isHtml(contentType, raw);
         // An HTML page's title can echo what was asked (a key in a query, a user name): scrubbed.
-        const title = isHtml(contentType, raw) ? htmlTitle(raw) : undefined;
+        const title = html ? htmlTitle(raw) : undefined;
         const shownTitle = title === undefined ? undefined : redactor.scrub(title);
+        const answered = (diagnosis: Diagnosis, extra: { ok?: boolean; otlp?: boolean } = {}) =>
+          finish({ url, sent: true, ok: false, status, latencyMs, contentType, ...extra, diagnosis });
         if (status >= 200 && status < 300) {
-          const html = isHtml(contentType, raw);
           const otlp =
             !html && (/application\/(x-)?protobuf|application\/json/i.test(contentType) || contentType === '');
           // A 2xx that is not OTLP's answer (a sign-in page behind a proxy, a dashboard) means the
           // exporter's spans are dropped with no error anywhere: a problem, not a success.
-          finish({
-            url,
-            sent: true,
-            ok: otlp,
-            status,
-            latencyMs,
-            contentType,
-            otlp,
-            diagnosis: otlp
+          return answered(
+            otlp
               ? { kind: 'ok', text: checkMessages.accepted(status) }
               : {
                   kind: 'not-otlp',
                   text: html ? checkMessages.htmlPage(status, shownTitle) : checkMessages.notOtlp(status, contentType),
                 },
-          });
-          return;
+            { ok: otlp, otlp },
+          );
         }
         if ([301, 302, 303, 307, 308].includes(status)) {
           const location = res.headers.location;
           const target = location === undefined ? undefined : redirectTarget(location, url);
-          finish({
-            url,
-            sent: true,
-            ok: false,
-            status,
-            latencyMs,
-            contentType,
-            diagnosis: {
-              kind: 'redirect',
-              text: checkMessages.redirect(
-                status,
-                target === undefined ? undefined : redactor.scrub(target.url),
-                target?.dropped ?? false,
-              ),
-            },
+          return answered({
+            kind: 'redirect',
+            text: checkMessages.redirect(
+              status,
+              target === undefined ? undefined : redactor.scrub(target.url),
+              target?.dropped ?? false,
+            ),
           });
-          return;
         }
         // A TLS port that got plain http: nginx (and servers copying it) answer 400 with this page
         // instead of failing the handshake, so the answer looks like an HTTP error, not a TLS one.
-        if (status === 400 && u.protocol === 'http:' && PLAIN_HTTP_TO_TLS_PORT.test(raw)) {
-          finish({
-            url,
-            sent: true,
-            ok: false,
-            status,
-            latencyMs,
-            contentType,
-            diagnosis: { kind: 'tls', text: checkMessages.plainHttpToTlsPort(u.host) },
-          });
-          return;
-        }
+        if (status === 400 && u.protocol === 'http:' && PLAIN_HTTP_TO_TLS_PORT.test(raw))
+          return answered({ kind: 'tls', text: checkMessages.plainHttpToTlsPort(u.host) });
         const d = describeHttpStatus(status, url);
         const text = raw.replace(/\s+/g, ' ').trim().slice(0, 200);
         const said =
           shownTitle !== undefined
             ? checkMessages.pageTitle(shownTitle)
-            : text !== '' && !isHtml(contentType, raw)
+            : text !== '' && !html
               ? checkMessages.endpointSaid(redactor.scrub(text))
               : '';
         const grpc = status === 415 && portOf(u) === 4317 ? checkMessages.grpcStatus : '';
-        finish({
-          url,
-          sent: true,
-          ok: false,
-          status,
-          latencyMs,
-          contentType,
-          diagnosis: { ...d, text: d.text + said + grpc },
-        });
+        answered({ ...d, text: d.text + said + grpc });
       });
     });
     req.on('socket', (socket) => socket.once('secureConnect', () => (tlsConnected = true)));
@@ -170,8 +138,8 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
         latencyMs: elapsed(),
         diagnosis: describeProbeError(error, url, { timeoutMs: timedOut ? timeoutMs : undefined, tlsConnected }),
       };
-      const code = (error as { code?: unknown }).code;
-      if (u.protocol !== 'https:' || typeof code !== 'string' || !/CERT|SELF_SIGNED/.test(code)) return finish(base);
+      const code = errorCode(error);
+      if (u.protocol !== 'https:' || code === undefined || !/CERT|SELF_SIGNED/.test(code)) return finish(base);
       // A certificate for another host name is otherwise blamed on the CA: say which names it holds.
       const named = (error as { cert?: PeerCertificate }).cert;
       void (named ? Promise.resolve(named) : peerCertificate(u, remaining())).then((cert) => {
