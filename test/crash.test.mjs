@@ -252,6 +252,8 @@ for (const mode of ['send', 'spool']) {
       await third.ready;
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(traceCount(back.spans), N + 1);
+      // A second delivery repeats the same trace ids: count the spans too.
+      assert.equal(back.spans.length, spans.length, 'no span delivered a second time');
       assert.doesNotMatch(third.stderr, /spooled at|spool:/);
       await next.kill();
       await third.kill();

@@ -3,15 +3,11 @@
 // (src/tools/receiver.ts), which decodes it; every other mode answers (or fails to) on its own.
 // Every request is logged with a hash of its body: upstream's retries re-send the same bytes,
 // so attempts per export are counted exactly by grouping on the hash.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as https from 'node:https';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -177,26 +173,8 @@ export async function startFaultReceiver({ tls } = {}) {
   return self;
 }
 
-/**
- * A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI in a temporary
- * folder; undefined when openssl is not installed. Returns { key, cert, certFile, dir }.
- */
-export function selfSignedCert() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-tls-'));
-  const keyFile = path.join(dir, 'key.pem');
-  const certFile = path.join(dir, 'cert.pem');
-  try {
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
-      { stdio: 'ignore' },
-    );
-  } catch {
-    fs.rmSync(dir, { recursive: true, force: true });
-    return undefined;
-  }
-  return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), certFile, dir };
-}
+// Kept here too for the files that import it from the fault receiver.
+export { selfSignedCert } from './helpers.mjs';
 
 /** One command to the app's probe; resolves with its JSON answer. */
 export function probe(port, command = 'stats') {

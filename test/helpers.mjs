@@ -1,5 +1,5 @@
 // Shared by the tests: spawning real processes (and only killing those), the local MariaDB, HTTP.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -193,4 +193,27 @@ export function receiverForThisFile() {
       },
     },
   );
+}
+
+/**
+ * A self-signed certificate made with the openssl CLI in a temporary folder: by default for
+ * localhost and 127.0.0.1. Returns { key, cert, keyFile, certFile, dir }, or undefined when openssl
+ * is missing; under CI=true a missing openssl fails instead, so that no TLS test is skipped there.
+ */
+export function selfSignedCert({ cn = 'localhost', san = 'DNS:localhost,IP:127.0.0.1' } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-tls-'));
+  const keyFile = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  try {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`],
+      { stdio: 'ignore' },
+    );
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (process.env.CI === 'true') throw new Error(`openssl could not make a certificate and CI=true: install openssl (${e.message})`);
+    return undefined;
+  }
+  return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), keyFile, certFile, dir };
 }
