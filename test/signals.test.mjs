@@ -14,6 +14,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { EXAMPLE, REGISTER_CJS, SERVER, cleanEnv, get, spawnNode, receiverForThisFile } from './helpers.mjs';
@@ -104,6 +106,45 @@ test(
       t.diagnostic(`own handler, blackholed: exit ${r.endedAfter('closed')} ms after the app's drain`);
       assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null });
       assert.ok(r.endedAfter('closed') <= DEADLINE_MS + MARGIN_MS, `${r.endedAfter('closed')} ms after the app's drain`);
+    } finally {
+      await hung.close();
+    }
+  },
+);
+
+test(
+  "the app's own SIGTERM handler exits with process.exit() late, endpoint blackholed: the exit keeps the stop's deadline, counted from the signal",
+  // pm2's SIGKILL counts from its SIGINT. The exit used to start a deadline of its own, so an app
+  // that called process.exit() 900 ms after the signal took 900 ms + most of another 1000 ms, past
+  // pm2's 1600 ms kill_timeout, and was killed inside the sender: its spans neither sent nor spooled.
+  async (t) => {
+    const hung = await startReceiver({ respond: () => 'hang' });
+    const spoolDir = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-signals-spool-'));
+    t.after(() => fs.rmSync(spoolDir, { recursive: true, force: true }));
+    const script = `
+      const http = require('node:http');
+      const server = http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1', () =>
+        process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\\n'));
+      process.on('SIGTERM', () => setTimeout(() => process.exit(0), 900));
+    `;
+    try {
+      const app = spawnNode(['--require', REGISTER_CJS, '-e', script], {
+        env: { OTEL_SERVICE_NAME: 'late-exit', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: hung.url, OTEL_BSP_SCHEDULE_DELAY: '60000', FORKTRACE_SPOOL_DIR: spoolDir },
+      });
+      const { listening: port } = await app.ready;
+      for (let i = 0; i < 5; i++) assert.equal((await get(`http://127.0.0.1:${port}/late`)).status, 200);
+      const sent = Date.now();
+      app.child.kill('SIGTERM');
+      const exit = await app.exited;
+      const ms = Date.now() - sent;
+      t.diagnostic(`late process.exit(), blackholed: ended ${ms} ms after the signal`);
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(ms <= DEADLINE_MS + MARGIN_MS, `${ms} ms after the signal`);
+      // What the stop could not deliver in time was kept for the next start, not lost.
+      const [dir] = fs.readdirSync(spoolDir).filter((d) => d.startsWith('late-exit-'));
+      assert.ok(dir, 'a spool folder for the service');
+      const files = fs.readdirSync(path.join(spoolDir, dir));
+      assert.equal(files.length, 1, `spool: ${files.join(', ')}`);
     } finally {
       await hung.close();
     }

@@ -98,6 +98,12 @@ export interface ExitDeliveryOptions {
   open: OpenSpans;
   backlog(): Backlog;
   logger: Logger;
+  /**
+   * When a stop (a signal, pm2's message, cluster disconnect) began, if one did: an app with its
+   * own stop handler exits later with process.exit(), and that exit must keep to the stop's
+   * deadline, not start one of its own (pm2's SIGKILL counts from the signal).
+   */
+  stopStartedAt(): number | undefined;
 }
 
 interface Crash {
@@ -217,7 +223,8 @@ function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Cras
 
   let why: string | undefined;
   if (config.exitDelivery === 'send') {
-    const budget = config.shutdownTimeoutMillis - (Date.now() - started) - SPOOL_RESERVE_MS;
+    const since = Math.min(started, o.stopStartedAt() ?? started);
+    const budget = config.shutdownTimeoutMillis - (Date.now() - since) - SPOOL_RESERVE_MS;
     const target: PostTarget = {
       url: config.endpoint,
       headers: config.headers,

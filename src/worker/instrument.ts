@@ -226,6 +226,7 @@ function start(
     api.context.disable();
     api.propagation.disable();
   };
+  let stopStartedAt: number | undefined;
   const uninstallHooks = installStopHooks({
     flush: forceFlush,
     shutdown,
@@ -236,9 +237,16 @@ function start(
     logger,
     pm2ShutdownMessage: pm2?.shutdownWithMessage ?? false,
     clusterWorker,
+    onStopStarted: (at) => (stopStartedAt ??= at),
   });
   const uninstallExit = pipeline.open
-    ? installExitDelivery({ config, open: pipeline.open, logger, backlog: () => backlog(exporters, pipeline.batchers) })
+    ? installExitDelivery({
+        config,
+        open: pipeline.open,
+        logger,
+        backlog: () => backlog(exporters, pipeline.batchers),
+        stopStartedAt: () => stopStartedAt,
+      })
     : () => undefined;
   if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
 

@@ -19,6 +19,8 @@ export interface StopHooksOptions {
   pm2ShutdownMessage: boolean;
   /** The cluster worker object, when this process is a node:cluster (or pm2 cluster) worker. */
   clusterWorker: NodeJS.EventEmitter | undefined;
+  /** Told when the first stop began (Date.now()), so that an exit after it keeps to the same deadline. */
+  onStopStarted?(at: number): void;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -53,6 +55,7 @@ export function installStopHooks(o: StopHooksOptions): () => void {
     if (off) return Promise.resolve();
     if (flushing) return flushing;
     const started = Date.now();
+    o.onStopStarted?.(started);
     const work = (final ? drainThenShutdown() : o.flush()).catch(() => undefined);
     // Not unref'd on purpose: after beforeExit, or once the app's own stop handler has closed
     // everything, this timer is what lets the flush finish, and only until the deadline.
