@@ -17,7 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, spawnNode, receiverForThisFile } from './helpers.mjs';
+import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, selfSignedCert, spawnNode, receiverForThisFile } from './helpers.mjs';
+import { startFaultReceiver } from './fault-receiver.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
@@ -127,6 +128,30 @@ test('the ESM preload (--import): the same delivery at a crash', async () => {
   const spans = ofService(receiver.spans, service);
   assert.equal(traceCount(spans), N + 1);
   assertCrashTrace(spans, '/crash', CRASH);
+});
+
+test('an https endpoint whose CA the app trusts through NODE_EXTRA_CA_CERTS: the crash is sent, not spooled', async (t) => {
+  // The sender runs with none of the app's environment but what decides how Node reaches the
+  // endpoint; without NODE_EXTRA_CA_CERTS it failed the TLS handshake the worker's exporter passes.
+  const cert = selfSignedCert();
+  if (cert === undefined) return t.skip('openssl is not available to make a certificate');
+  const front = await startFaultReceiver({ tls: cert });
+  t.after(async () => {
+    await front.close();
+    fs.rmSync(cert.dir, { recursive: true, force: true });
+  });
+  const service = 'crash-extra-ca';
+  const r = await runApp({
+    traced: true,
+    route: '/crash',
+    service,
+    env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: front.url('https'), NODE_EXTRA_CA_CERTS: cert.certFile },
+  });
+  assert.equal(r.code, 1);
+  const spans = ofService(front.inner.spans, service);
+  assert.equal(traceCount(spans), N + 1, r.stderr);
+  assertCrashTrace(spans, '/crash', CRASH);
+  assert.doesNotMatch(r.stderr, /saved in the spool/);
 });
 
 test('control, FORKTRACE_EXIT_DELIVERY=off: a crash loses every queued trace, as before issue 12', async () => {

@@ -33,7 +33,7 @@ import { EXIT_SENDER } from '../paths';
 import { serializeByTrace } from './exporter';
 import type { Logger } from './log';
 import { exitMessages, spoolMessages } from './messages';
-import { SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
+import { errorText, SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
 import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
 
 /** Set on every span the exit ended: it did not end by itself. */
@@ -270,15 +270,20 @@ function sendSync(target: PostTarget, body: Uint8Array, budget: number): PostOut
   const json = Buffer.from(JSON.stringify(target), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length, 0);
-  const r = spawnSync(process.execPath, [EXIT_SENDER], {
-    input: Buffer.concat([length, json, body]),
-    timeout: budget,
-    killSignal: 'SIGKILL',
-    stdio: ['pipe', 'pipe', 'ignore'],
-    // Nothing of the app's environment: no NODE_OPTIONS preload, no secrets it does not need.
-    env: process.platform === 'win32' ? { SystemRoot: process.env.SystemRoot } : {},
-    windowsHide: true,
-  });
+  let r: ReturnType<typeof spawnSync>;
+  try {
+    r = spawnSync(process.execPath, [...process.execArgv.filter((a) => CA_FLAGS.has(a)), EXIT_SENDER], {
+      input: Buffer.concat([length, json, body]),
+      timeout: budget,
+      killSignal: 'SIGKILL',
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env: senderEnv(),
+      windowsHide: true,
+    });
+  } catch (e) {
+    // spawnSync throws rather than failing under Node's permission model (ERR_ACCESS_DENIED).
+    return { result: 'failed', why: errorText(e) };
+  }
   const said = r.stdout?.toString('utf8').trim().slice(0, 200) || undefined;
   if (r.error) {
     const code = (r.error as NodeJS.ErrnoException).code;
@@ -287,6 +292,33 @@ function sendSync(target: PostTarget, body: Uint8Array, budget: number): PostOut
   if (r.status === SENDER_EXIT_CODE.delivered) return { result: 'delivered', why: said ?? 'sent' };
   if (r.status === SENDER_EXIT_CODE.rejected) return { result: 'rejected', why: said ?? 'rejected' };
   return { result: 'failed', why: said ?? `sender exited ${r.status ?? r.signal}` };
+}
+
+/** Node flags that choose which CAs it trusts: the sender must trust what the exporter trusted. */
+const CA_FLAGS = new Set(['--use-system-ca', '--use-openssl-ca', '--use-bundled-ca']);
+/**
+ * What the sender keeps of the app's environment: only what decides how Node reaches the endpoint
+ * (extra CAs, OpenSSL's CA locations, an HTTP proxy Node is told to use), as the exporter in the
+ * worker did. Nothing else: no NODE_OPTIONS preload, no secret the sender does not need.
+ */
+const SENDER_ENV = [
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'NODE_USE_ENV_PROXY',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+  'SystemRoot',
+];
+
+function senderEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of SENDER_ENV) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return env;
 }
 
 function isSingleExecutable(): boolean {

@@ -79,7 +79,7 @@ export function postOtlp(
 }
 
 /** An error's code or name, never its message: a message may quote the URL with credentials. */
-function errorText(e: unknown): string {
+export function errorText(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code === 'string') return code;
   return e instanceof Error ? e.name : 'error';

@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { SpoolConfig } from '../config/types';
-import { postOtlp, type PostTarget } from './otlp-post';
+import { errorText, postOtlp, type PostTarget } from './otlp-post';
 
 const MAGIC = Buffer.from('FTSPOOL1', 'latin1');
 const SUFFIX = '.otlp';
@@ -73,13 +73,13 @@ function ownDir(dir: string): SpoolProblem {
   try {
     fs.mkdirSync(dir, { mode: 0o700, recursive: true });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create ${dir} (${errorCode(e)})`;
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create ${dir} (${errorText(e)})`;
   }
   let st: fs.Stats;
   try {
     st = fs.lstatSync(dir);
   } catch (e) {
-    return `cannot read ${dir} (${errorCode(e)})`;
+    return `cannot read ${dir} (${errorText(e)})`;
   }
   const problem = folderProblem(dir, st);
   if (problem !== undefined) return problem;
@@ -87,7 +87,7 @@ function ownDir(dir: string): SpoolProblem {
     try {
       fs.chmodSync(dir, 0o700);
     } catch (e) {
-      return `cannot make ${dir} private (${errorCode(e)})`;
+      return `cannot make ${dir} private (${errorText(e)})`;
     }
   }
   return undefined;
@@ -229,7 +229,7 @@ export function writeSpoolSync(
     } catch {
       // never created
     }
-    return { problem: `cannot write to ${prepared.dir} (${errorCode(e)})` };
+    return { problem: `cannot write to ${prepared.dir} (${errorText(e)})` };
   }
   return { file: path.join(prepared.dir, name), removed };
 }
@@ -281,7 +281,7 @@ export async function deliverSpool(
     }
     names = (await fs.promises.readdir(dir)).slice(0, MAX_FILES).sort();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') report.problem = `cannot read ${dir} (${errorCode(e)})`;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') report.problem = `cannot read ${dir} (${errorText(e)})`;
     return report;
   }
   for (const name of names) {
@@ -374,9 +374,4 @@ async function deliverOne(
   report.kept.files++;
   if (!report.kept.why.includes(outcome.why)) report.kept.why.push(outcome.why);
   await fs.promises.rename(claimed, released).catch(() => undefined);
-}
-
-function errorCode(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'error';
 }
