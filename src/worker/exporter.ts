@@ -1,5 +1,4 @@
 import * as diagnosticsChannel from 'node:diagnostics_channel';
-import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import { createNoopMeter, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
@@ -14,6 +13,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import type { BatchConfig, ResolvedConfig } from '../config/types';
 import type { ExportStats } from '../types';
+import { readCa } from './otlp-post';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
 import { UPSTREAM_TEXT } from './upstream';
 
@@ -231,15 +231,6 @@ const TraceOrderedSerializer: typeof ProtobufTraceSerializer = {
   serializeRequest: serializeByTrace,
   deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
 };
-
-function readCa(file: string): Buffer | undefined {
-  try {
-    return fs.readFileSync(file);
-  } catch {
-    // resolveConfig checked the file; if it vanished since, the system CAs are the fallback.
-    return undefined;
-  }
-}
 
 export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });
 

@@ -56,7 +56,7 @@ export function postOtlp(
         'content-length': body.byteLength,
       };
       if (target.encoding === 'gzip') headers['content-encoding'] = 'gzip';
-      const ca = https && target.certificateFile ? fs.readFileSync(target.certificateFile) : undefined;
+      const ca = https && target.certificateFile ? readCa(target.certificateFile) : undefined;
       request = transport.request(url, { method: 'POST', headers, agent: false, ...(ca ? { ca } : {}) }, (res) => {
         res.resume();
         res.on('end', () => {
@@ -76,6 +76,18 @@ export function postOtlp(
       done({ result: 'failed', why: errorText(e) });
     }
   });
+}
+
+/**
+ * The CA file's PEM (OTEL_EXPORTER_OTLP_CERTIFICATE), read when a connection needs it. resolveConfig
+ * checked the file; if it vanished since, undefined: the system CAs, as for every sender alike.
+ */
+export function readCa(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
 }
 
 /** An error's code or name, never its message: a message may quote the URL with credentials. */

@@ -1,5 +1,4 @@
 /** The one real, empty export `check` sends, and what came back. */
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as https from 'node:https';
@@ -9,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import * as zlib from 'node:zlib';
 import type { ResolvedConfig } from '../../config/types';
 import { describeHttpStatus, type Diagnosis } from '../../worker/diagnose';
+import { readCa } from '../../worker/otlp-post';
 import { Redactor } from '../../worker/secrets';
 import { certNames, describeProbeError, errorCode, htmlTitle, isHtml, portOf, redirectTarget } from './diagnosis';
 import { checkMessages } from './messages';
@@ -49,13 +49,8 @@ export function sendEmptyExport(config: ResolvedConfig, timeoutMs: number): Prom
   if (config.compression === 'gzip') headers['content-encoding'] = 'gzip';
   const transport = u.protocol === 'https:' ? https : http;
   // The CA the exporter trusts (OTEL_EXPORTER_OTLP_CERTIFICATE), so that the check trusts the same.
-  const caFile = config.certificateFile;
-  let ca: Buffer | undefined;
-  try {
-    ca = u.protocol === 'https:' && caFile !== undefined ? fs.readFileSync(caFile) : undefined;
-  } catch {
-    ca = undefined;
-  }
+  const ca =
+    u.protocol === 'https:' && config.certificateFile !== undefined ? readCa(config.certificateFile) : undefined;
   return new Promise<ExportProbe>((resolve) => {
     const started = performance.now();
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
