@@ -140,6 +140,7 @@ test(
       t.diagnostic(`late process.exit(), blackholed: ended ${ms} ms after the signal`);
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.ok(ms <= DEADLINE_MS + MARGIN_MS, `${ms} ms after the signal`);
+      assert.match(app.stderr, /counted from the stop, left no time to send/);
       // What the stop could not deliver in time was kept for the next start, not lost.
       const [dir] = fs.readdirSync(spoolDir).filter((d) => d.startsWith('late-exit-'));
       assert.ok(dir, 'a spool folder for the service');

@@ -39,8 +39,6 @@ import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
 /** Set on every span the exit ended: it did not end by itself. */
 export const ATTR_ENDED_AT_EXIT = 'forktrace.ended_at_exit';
 
-/** Crashes remembered for the exit, newest last; an app that survives a few keeps only these. */
-const MAX_CRASHES = 16;
 /**
  * Kept out of the sender's share of the deadline: the spool write (under 1 ms measured) and the
  * process's own end, so that a blackholed endpoint still adds less than the deadline in all
@@ -106,28 +104,14 @@ export interface ExitDeliveryOptions {
   stopStartedAt(): number | undefined;
 }
 
-interface Crash {
-  error: unknown;
-}
-
-/** What one exit did. */
-export interface ExitOutcome {
-  spans: number;
-  result: 'none' | 'delivered' | 'rejected' | 'spooled' | 'lost';
-  why?: string;
-}
-
 /** Installs the exit delivery; returns a function that removes it. */
 export function installExitDelivery(o: ExitDeliveryOptions): () => void {
-  const crashes = new Map<string, Crash>();
+  // The failing trace is marked at once: the exit that follows ends its spans, and an app whose
+  // own uncaughtException listener survives the error keeps a trace that says what happened.
   const onCrash = (error: unknown) => {
     try {
       const span = trace.getSpan(context.active());
-      if (span === undefined) return;
-      const traceId = span.spanContext().traceId;
-      crashes.delete(traceId);
-      crashes.set(traceId, { error });
-      if (crashes.size > MAX_CRASHES) crashes.delete(crashes.keys().next().value as string);
+      if (span !== undefined) markTrace(o.open, span.spanContext().traceId, error);
     } catch {
       // never in the way of Node's own handling
     }
@@ -137,7 +121,7 @@ export function installExitDelivery(o: ExitDeliveryOptions): () => void {
     if (done) return;
     done = true;
     try {
-      deliverAtExit(o, crashes);
+      deliverAtExit(o);
     } catch {
       // An exit listener that throws changes the exit code and the error output.
     }
@@ -197,8 +181,7 @@ function markTrace(open: OpenSpans, traceId: string, error: unknown): void {
   }
 }
 
-function endOpenSpans(open: OpenSpans, crashes: ReadonlyMap<string, Crash>): void {
-  for (const [traceId, crash] of crashes) markTrace(open, traceId, crash.error);
+function endOpenSpans(open: OpenSpans): void {
   for (const span of [...open.spans]) {
     if (span.ended) continue;
     span.setAttribute(ATTR_ENDED_AT_EXIT, true);
@@ -206,18 +189,18 @@ function endOpenSpans(open: OpenSpans, crashes: ReadonlyMap<string, Crash>): voi
   }
 }
 
-function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Crash>): ExitOutcome {
+function deliverAtExit(o: ExitDeliveryOptions): void {
   const started = Date.now();
   const { config, logger } = o;
-  endOpenSpans(o.open, crashes);
+  endOpenSpans(o.open);
   const { otlp, others } = o.backlog();
   // The console exporter writes synchronously.
   for (const { exporter, spans } of others) {
     if (spans.length > 0) exporter.export(spans, () => undefined);
   }
-  if (otlp.length === 0) return { spans: 0, result: 'none' };
+  if (otlp.length === 0) return;
   const raw = serializeByTrace(otlp);
-  if (raw === undefined) return { spans: 0, result: 'none' };
+  if (raw === undefined) return;
   const body = config.compression === 'gzip' ? zlib.gzipSync(raw) : raw;
   const encoding = config.compression === 'gzip' ? 'gzip' : 'identity';
 
@@ -235,12 +218,16 @@ function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Cras
     const outcome: PostOutcome =
       budget >= MIN_SEND_MS
         ? sendSync(target, body, budget)
-        : { result: 'failed', why: `${config.shutdownTimeoutMillis} ms stop deadline too short to send` };
-    if (outcome.result === 'delivered') return { spans: otlp.length, result: 'delivered' };
-    if (outcome.result === 'rejected') {
-      logger.warn(exitMessages.rejected(otlp.length, config.endpoint, outcome.why));
-      return { spans: otlp.length, result: 'rejected', why: outcome.why };
-    }
+        : {
+            result: 'failed',
+            why:
+              since < started
+                ? `the ${config.shutdownTimeoutMillis} ms stop deadline, counted from the stop, left no time to send`
+                : `${config.shutdownTimeoutMillis} ms stop deadline too short to send`,
+          };
+    if (outcome.result === 'delivered') return;
+    if (outcome.result === 'rejected')
+      return logger.warn(exitMessages.rejected(otlp.length, config.endpoint, outcome.why));
     why = outcome.why;
   }
   const spool = spoolConfig(config);
@@ -248,7 +235,7 @@ function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Cras
     logger.warn(
       exitMessages.lost(otlp.length, `${why ?? 'not sent'}, and there is no spool (FORKTRACE_SPOOL_DIR=none)`),
     );
-    return { spans: otlp.length, result: 'lost', why };
+    return;
   }
   const written = writeSpoolSync(
     spool,
@@ -257,11 +244,10 @@ function deliverAtExit(o: ExitDeliveryOptions, crashes: ReadonlyMap<string, Cras
   );
   if ('problem' in written) {
     logger.warn(exitMessages.lost(otlp.length, `${why ? `${why}; ` : ''}spool: ${written.problem}`));
-    return { spans: otlp.length, result: 'lost', why: written.problem };
+    return;
   }
   // In `spool` mode that is the plan, and the next start says what it delivered.
   if (why !== undefined) logger.warn(exitMessages.spooled(otlp.length, why, path.dirname(written.file)));
-  return { spans: otlp.length, result: 'spooled', why };
 }
 
 /** One POST by a sender process, waited for: the only way to send from inside an exit. */
