@@ -6,6 +6,16 @@
 /** Where finished spans go. */
 export type ExporterName = 'otlp' | 'console' | 'none';
 
+/** Where metrics go. */
+export type MetricsExporterName = 'otlp' | 'console' | 'none';
+
+/**
+ * How OTLP metrics report sums and histograms (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`):
+ * `cumulative` totals since the worker started; `delta` what changed since the last export;
+ * `lowmemory` delta for counters and histograms, cumulative for up-down counters.
+ */
+export type MetricsTemporalityName = 'cumulative' | 'delta' | 'lowmemory';
+
 /** Head sampler names, as in the OpenTelemetry SDK environment specification. */
 export type SamplerName =
   | 'always_on'
@@ -154,6 +164,37 @@ export interface ForktraceOptions {
   spoolMaxBytes?: number;
   /** Spooled spans older than this are removed, not sent. Default 86400000 (24 h); env `FORKTRACE_SPOOL_MAX_AGE_MS`. */
   spoolMaxAgeMillis?: number;
+
+  /**
+   * Metrics: request durations from the same instrumentations (`http.server.request.duration`,
+   * `http.client.request.duration`, `db.client.operation.duration`) and the app's own instruments
+   * through `@opentelemetry/api`. Off unless `exporters` (env `OTEL_METRICS_EXPORTER`) names one.
+   */
+  metrics?: {
+    /**
+     * Default `none`; env `OTEL_METRICS_EXPORTER` (`otlp`, `console`, `none`, or a comma list).
+     * @example ['otlp']
+     */
+    exporters?: MetricsExporterName[];
+    /**
+     * Full URL metrics are POSTed to. Default: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as-is, else
+     * `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`, else the traces endpoint with `/v1/traces`
+     * replaced by `/v1/metrics`.
+     */
+    endpoint?: string;
+    /** Headers for metrics exports only, on top of the traces' (API key included). Env `OTEL_EXPORTER_OTLP_METRICS_HEADERS`. Never printed. */
+    headers?: Record<string, string>;
+    /** Default: the traces' `compression`; env `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`. */
+    compression?: 'gzip' | 'none';
+    /** Export request timeout in ms. Default: the traces' `timeoutMillis`; env `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`. */
+    timeoutMillis?: number;
+    /** Default `cumulative`; env `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`. */
+    temporality?: MetricsTemporalityName;
+    /** How often metrics are exported, in ms. Default 60000; env `OTEL_METRIC_EXPORT_INTERVAL`. */
+    exportIntervalMillis?: number;
+    /** How long one export may take, retries included, in ms; never above the interval. Default 30000; env `OTEL_METRIC_EXPORT_TIMEOUT`. */
+    exportTimeoutMillis?: number;
+  };
 }
 
 /**

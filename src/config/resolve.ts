@@ -5,21 +5,32 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ExporterName, Finding, ForktraceOptions } from '../types';
+import type { ExporterName, Finding, ForktraceOptions, MetricsExporterName } from '../types';
 import { configMessages as messages } from '../worker/messages';
 import { parseKeyValueList, redactUrl } from '../worker/secrets';
 import { defaultHostFacts, defaultUser, findAppPackage, readTextFile } from './host';
 import { INSTRUMENTATIONS, oneLine, plainHttpOffHost, read, splitList, urlProblem, type Parser } from './parsers';
 import {
+  COMPRESSION,
   DEFAULT_ENDPOINT,
   fallbackText,
+  REQUEST_TIMEOUT,
   SETTING_ROWS,
   SETTINGS,
   UNKNOWN_SERVICE,
   type Setting,
   type SettingKey,
 } from './settings';
-import type { BatchConfig, Env, HostFacts, RedactedConfig, ResolvedConfig, Source, SpoolConfig } from './types';
+import type {
+  BatchConfig,
+  Env,
+  HostFacts,
+  MetricsConfig,
+  RedactedConfig,
+  ResolvedConfig,
+  Source,
+  SpoolConfig,
+} from './types';
 import { optionAt, validateOptions } from './validate';
 
 type Rows = typeof SETTINGS;
@@ -33,6 +44,8 @@ class Resolution {
   readonly variables: Record<string, string> = {};
   readonly findings: Finding[] = [];
   readonly secrets: string[] = [];
+  /** Origins whose plain-http credentials have been warned about: traces and metrics share one. */
+  readonly plainHttpWarned = new Set<string>();
 
   constructor(
     readonly options: ForktraceOptions,
@@ -72,8 +85,14 @@ class Resolution {
     this.findings.push({ code, setting, severity, text: oneLine(text) });
   }
 
-  /** A regular setting: the option, else the first variable set (a bad value warns), else the default. */
-  regular(s: Setting & { parser: Parser<unknown> }): unknown {
+  /**
+   * A regular setting: the option, else the first variable set (a bad value warns), else the
+   * default. `fallback` replaces the row's default for a setting that defaults to another one.
+   */
+  regular(
+    s: Setting & { parser: Parser<unknown> },
+    fallback: { value: unknown; text: string } | undefined = undefined,
+  ): unknown {
     const option = s.option === undefined ? undefined : optionAt(this.options, s.option);
     if (option !== undefined) {
       this.from(s.key, 'option');
@@ -91,11 +110,11 @@ class Resolution {
         s.key as SettingKey,
         s.secret
           ? messages.badEnvSecretValue(set.name, s.parser.refused ?? `is not ${s.parser.accepted}`, fallbackText(s))
-          : messages.badEnvValue(set.name, set.raw, s.parser.accepted, fallbackText(s)),
+          : messages.badEnvValue(set.name, set.raw, s.parser.accepted, fallback?.text ?? fallbackText(s)),
       );
     }
     this.from(s.key, 'default');
-    return s.default;
+    return fallback ? fallback.value : s.default;
   }
 }
 
@@ -120,6 +139,7 @@ export function resolveConfig(
   warnUnsupportedProtocol(r);
   const certificateFile = resolveCertificate(r, target.url);
   const exporters = applyTlsPolicy(r, target, headers, withoutNone(v.exporters), v.requireTls);
+  const metrics = resolveMetrics(r, v, target, certificateFile, apiKeyHeader);
   const excludedUrls = resolveExcludedUrls(r);
   const instrumentations = resolveInstrumentations(r);
   // In table order, so that check and the log list them as the README does.
@@ -142,6 +162,7 @@ export function resolveConfig(
     excludedUrls,
     instrumentations,
     spoolDir: resolveSpoolDir(r, v.spoolDir, v.exitDelivery),
+    metrics,
     sources: r.sources,
     variables: r.variables,
     secrets: [...new Set(r.secrets.filter((s) => s.length > 0))],
@@ -190,6 +211,101 @@ function batchConfig(v: Regular): BatchConfig {
 
 function withoutNone(exporters: ExporterName[]): ExporterName[] {
   return exporters.includes('none') && exporters.length > 1 ? exporters.filter((e) => e !== 'none') : exporters;
+}
+
+/**
+ * Metrics go where the spans go unless a metrics variable says otherwise: the same vendor or
+ * Collector, its `/v1/metrics`, with the same headers, API key, CA, compression and timeout. The
+ * OTLP spec would not send OTEL_EXPORTER_OTLP_TRACES_HEADERS with metrics; forktrace does, since
+ * for its users that variable holds the one vendor key (README "Metrics").
+ */
+function resolveMetrics(
+  r: Resolution,
+  v: Regular,
+  traces: Target,
+  certificateFile: string | undefined,
+  apiKeyHeader: string,
+): MetricsConfig {
+  const target = resolveMetricsEndpoint(r, traces, v.metricsExporters.includes('otlp'));
+  const extra: HeaderLayer[] = [];
+  const [variable] = SETTINGS.metricsHeaders.env;
+  const raw = r.read(variable);
+  if (raw !== undefined) extra.push(headerLayer(r, variable, 'metricsHeaders', raw));
+  extra.push([r.options.metrics?.headers, 'option', 'metricsHeaders']);
+  const headers = resolveHeaders(r, target.credentials, v.apiKey, apiKeyHeader, extra);
+  r.from(
+    'metricsHeaders',
+    raw !== undefined ? r.envSource(variable) : r.options.metrics?.headers ? 'option' : 'default',
+  );
+  const wanted = v.metricsExporters.filter((e): e is Exclude<MetricsExporterName, 'none'> => e !== 'none');
+  const exporters = applyTlsPolicy(r, target, headers, wanted as ExporterName[], v.requireTls, 'metrics');
+  const exportIntervalMillis = v.metricsExportIntervalMillis;
+  return {
+    exporters: exporters as MetricsExporterName[],
+    endpoint: target.endpoint,
+    headers,
+    compression: r.regular(
+      { ...SETTINGS.metricsCompression, parser: COMPRESSION },
+      {
+        value: v.compression,
+        text: v.compression,
+      },
+    ) as MetricsConfig['compression'],
+    timeoutMillis: r.regular(
+      { ...SETTINGS.metricsTimeoutMillis, parser: REQUEST_TIMEOUT },
+      {
+        value: v.timeoutMillis,
+        text: String(v.timeoutMillis),
+      },
+    ) as number,
+    certificateFile: target.url.protocol === 'https:' ? certificateFile : undefined,
+    temporality: v.metricsTemporality,
+    exportIntervalMillis,
+    // The SDK's reader refuses a deadline above the interval; clamp it as the reader would.
+    exportTimeoutMillis: Math.min(v.metricsExportTimeoutMillis, exportIntervalMillis),
+  };
+}
+
+/**
+ * The metrics URL: the option, the signal variable as-is, the generic one + /v1/metrics; else the
+ * traces URL (credentials and all) with /v1/traces replaced, or its origin + /v1/metrics when its
+ * path is not the standard one, said once, since that is a guess.
+ */
+function resolveMetricsEndpoint(r: Resolution, traces: Target, otlpOn: boolean): Target {
+  if (r.options.metrics?.endpoint !== undefined) {
+    r.from('metricsEndpoint', 'option');
+    return target(r, r.options.metrics.endpoint);
+  }
+  const [signal, generic] = SETTINGS.metricsEndpoint.env;
+  const genericValue = r.read(generic);
+  for (const [name, value] of [
+    [signal, r.read(signal)],
+    [generic, genericValue === undefined ? undefined : genericValue.replace(/\/+$/, '') + '/v1/metrics'],
+  ] as const) {
+    if (value === undefined) continue;
+    const why = urlProblem(value);
+    if (why === undefined) {
+      r.fromEnv('metricsEndpoint', name);
+      return target(r, value);
+    }
+    // The generic variable's problem is said once, by the traces endpoint.
+    if (name === signal)
+      r.warn('bad-value', 'metricsEndpoint', messages.badEnvSecretValue(name, why, 'the traces endpoint'));
+  }
+  r.from('metricsEndpoint', 'default');
+  const url = new URL(traces.url.href);
+  if (/\/v1\/traces\/?$/.test(url.pathname)) url.pathname = url.pathname.replace(/\/v1\/traces\/?$/, '/v1/metrics');
+  else {
+    url.pathname = '/v1/metrics';
+    url.search = '';
+    if (otlpOn)
+      r.warn(
+        'metrics-endpoint-guessed',
+        'metricsEndpoint',
+        messages.metricsEndpointGuessed(traces.endpoint, redactUrl(url.href, '')),
+      );
+  }
+  return target(r, url.href);
 }
 
 type Resource = Pick<ResolvedConfig, 'serviceName' | 'serviceVersion' | 'environment' | 'resourceAttributes'>;
@@ -340,6 +456,11 @@ function resolveEndpoint(r: Resolution): Target {
       r.warn('bad-value', 'endpoint', messages.badEnvSecretValue(name, why, DEFAULT_ENDPOINT));
     }
   }
+  return target(r, endpoint);
+}
+
+/** A URL as the exporters use it: credentials moved to an Authorization header, kept secret. */
+function target(r: Resolution, endpoint: string): Target {
   const url = new URL(endpoint);
   const credentials: Record<string, string> = {};
   if (url.username !== '' || url.password !== '') {
@@ -372,22 +493,21 @@ function resolveHeaders(
   credentials: Record<string, string>,
   apiKey: string | undefined,
   apiKeyHeader: string,
+  extra: HeaderLayer[] = [],
 ): Record<string, string> {
   const headers: Record<string, string> = { ...credentials };
-  const layers: Array<[Record<string, string> | undefined, Source]> = [];
+  const layers: HeaderLayer[] = [];
   for (const name of [...SETTINGS.headers.env].reverse()) {
     const raw = r.read(name);
-    if (raw === undefined) continue;
-    const parsed = parseKeyValueList(raw, { headers: true });
-    for (const p of parsed.problems) r.warn('bad-pair', 'headers', messages.badPair(name, 'header', p.key, p.why));
-    layers.push([parsed.values, r.envSource(name)]);
+    // Metrics read the same variables again: their problems are said once, by the traces.
+    if (raw !== undefined) layers.push(headerLayer(r, name, 'headers', raw, extra.length === 0));
   }
-  layers.push([r.options.headers, 'option']);
-  for (const [values, source] of layers) {
+  layers.push([r.options.headers, 'option', 'headers'], ...extra);
+  for (const [values, source, key] of layers) {
     for (const [k, v] of Object.entries(values ?? {})) {
       headers[k.toLowerCase()] = v;
       r.secrets.push(v);
-      r.sources[`headers.${k.toLowerCase()}`] = source;
+      r.sources[`${key}.${k.toLowerCase()}`] = source;
     }
   }
   if (apiKey !== undefined) {
@@ -397,10 +517,27 @@ function resolveHeaders(
   return headers;
 }
 
+/** Header values, where they came from, and the setting they belong to. */
+type HeaderLayer = [Record<string, string> | undefined, Source, 'headers' | 'metricsHeaders'];
+
+/** A header variable's pairs; each bad pair warns (once: `say`). */
+function headerLayer(r: Resolution, name: string, key: HeaderLayer[2], raw: string, say = true): HeaderLayer {
+  const parsed = parseKeyValueList(raw, { headers: true });
+  if (say) for (const p of parsed.problems) r.warn('bad-pair', key, messages.badPair(name, 'header', p.key, p.why));
+  return [parsed.values, r.envSource(name), key];
+}
+
 function warnUnsupportedProtocol(r: Resolution): void {
   const protocol = r.read('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? r.read('OTEL_EXPORTER_OTLP_PROTOCOL');
   if (protocol !== undefined && protocol !== 'http/protobuf')
     r.warn('protocol-unsupported', 'endpoint', messages.protocolUnsupported(protocol));
+  const metrics = r.read('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL');
+  if (metrics !== undefined && metrics !== 'http/protobuf')
+    r.warn(
+      'protocol-unsupported',
+      'metricsEndpoint',
+      messages.protocolUnsupported(metrics, 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'),
+    );
 }
 
 /** A custom CA for an https endpoint, per the OTLP exporter spec; it replaces the built-in roots. */
@@ -433,14 +570,22 @@ function applyTlsPolicy(
   headers: Record<string, string>,
   exporters: ExporterName[],
   requireTls: boolean,
+  signal: 'spans' | 'metrics' = 'spans',
 ): ExporterName[] {
   if (!exporters.includes('otlp') || !plainHttpOffHost(target.url)) return exporters;
   if (requireTls) {
-    r.warn('tls-required', 'requireTls', messages.tlsRequired(target.endpoint));
+    r.warn('tls-required', 'requireTls', messages.tlsRequired(target.endpoint, signal));
     return exporters.filter((e) => e !== 'otlp');
   }
-  if (Object.keys(headers).length > 0)
-    r.warn('credentials-over-http', 'headers', messages.credentialsOverHttp(target.endpoint, Object.keys(headers)));
+  // Said once when metrics go to the same host as the spans.
+  if (Object.keys(headers).length > 0 && !r.plainHttpWarned.has(target.url.origin)) {
+    r.plainHttpWarned.add(target.url.origin);
+    r.warn(
+      'credentials-over-http',
+      signal === 'spans' ? 'headers' : 'metricsHeaders',
+      messages.credentialsOverHttp(target.endpoint, Object.keys(headers)),
+    );
+  }
   return exporters;
 }
 
@@ -533,9 +678,11 @@ export function spoolConfig(
 export function redactConfig(config: ResolvedConfig): RedactedConfig {
   const { secrets: _secrets, ...rest } = config;
   void _secrets;
+  const redacted = (h: Record<string, string>) => Object.fromEntries(Object.keys(h).map((k) => [k, '[REDACTED]']));
   return {
     ...rest,
-    headers: Object.fromEntries(Object.keys(config.headers).map((k) => [k, '[REDACTED]'])),
+    headers: redacted(config.headers),
+    metrics: { ...config.metrics, headers: redacted(config.metrics.headers) },
     excludedUrls: config.excludedUrls.map((r) => String(r)),
   };
 }

@@ -11,7 +11,15 @@
  * `check` validates the option. Adding a setting: a row here, its field in ForktraceOptions and
  * ResolvedConfig, and a case in test/config.test.mjs.
  */
-import type { ExitDeliveryName, ExporterName, ExpressLayerName, LogLevelName, SamplerName } from '../types';
+import type {
+  ExitDeliveryName,
+  ExporterName,
+  ExpressLayerName,
+  LogLevelName,
+  MetricsExporterName,
+  MetricsTemporalityName,
+  SamplerName,
+} from '../types';
 import {
   absolutePathOrNone,
   bool,
@@ -47,6 +55,11 @@ const SAMPLERS: readonly SamplerName[] = [
 const LOG_LEVELS: readonly LogLevelName[] = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];
 const EXPRESS_LAYERS: readonly ExpressLayerName[] = ['request_handler', 'middleware', 'router'];
 const EXIT_DELIVERIES: readonly ExitDeliveryName[] = ['send', 'spool', 'off'];
+const METRICS_EXPORTERS: readonly MetricsExporterName[] = ['otlp', 'console', 'none'];
+const TEMPORALITIES: readonly MetricsTemporalityName[] = ['cumulative', 'delta', 'lowmemory'];
+/** Request body compression and timeout: the traces' settings, and the metrics' own, which default to them. */
+export const COMPRESSION = oneOf(['gzip', 'none'] as const);
+export const REQUEST_TIMEOUT = wholeNumber(1, 600_000);
 
 /** One setting. */
 export interface Setting<T = unknown> {
@@ -167,7 +180,7 @@ export const SETTINGS = table({
   compression: {
     option: 'compression',
     env: ['OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', 'OTEL_EXPORTER_OTLP_COMPRESSION'],
-    parser: oneOf(['gzip', 'none'] as const),
+    parser: COMPRESSION,
     default: 'gzip',
     label: 'compression',
     doc: 'Request body compression: `gzip` or `none`.',
@@ -175,7 +188,7 @@ export const SETTINGS = table({
   timeoutMillis: {
     option: 'timeoutMillis',
     env: ['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT'],
-    parser: wholeNumber(1, 600_000),
+    parser: REQUEST_TIMEOUT,
     default: 10_000,
     label: 'export timeout (ms)',
     doc: 'How long one export request may take.',
@@ -351,6 +364,86 @@ export const SETTINGS = table({
     label: 'spool max age (ms)',
     doc: 'Spooled spans older than this are removed, not sent.',
   },
+  metricsExporters: {
+    option: 'metrics.exporters',
+    env: ['OTEL_METRICS_EXPORTER'],
+    parser: listOf(METRICS_EXPORTERS, {
+      accepted: 'otlp, console, none, or a comma list such as otlp,console',
+      unique: true,
+      noneIsEmpty: true,
+    }),
+    default: [] as MetricsExporterName[],
+    fallback: 'none',
+    defaultDoc: '`none`',
+    label: 'metrics exporters',
+    doc: 'Where metrics go: `otlp`, `console`, `none`, or a list. Off by default (see "Metrics"): a vendor may bill for them.',
+    show: (c) => (c.metrics.exporters.length === 0 ? ['none'] : c.metrics.exporters),
+  },
+  metricsEndpoint: {
+    option: 'metrics.endpoint',
+    env: ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    check: checkEndpoint,
+    default: undefined,
+    defaultDoc: 'the traces endpoint with `/v1/traces` replaced by `/v1/metrics`',
+    label: 'metrics endpoint',
+    doc: 'The metrics URL: the first variable as-is, the second + `/v1/metrics`. Credentials in it are sent as Basic auth and never shown.',
+    show: (c) => c.metrics.endpoint,
+  },
+  metricsHeaders: {
+    option: 'metrics.headers',
+    env: ['OTEL_EXPORTER_OTLP_METRICS_HEADERS'],
+    check: checkHeaders,
+    default: {},
+    secret: true,
+    label: 'metrics header',
+    doc: "Headers for metrics exports only, on top of the traces' headers and API key, which metrics exports send too. Values are never printed.",
+    show: (c) => Object.keys(c.metrics.headers),
+  },
+  metricsCompression: {
+    option: 'metrics.compression',
+    env: ['OTEL_EXPORTER_OTLP_METRICS_COMPRESSION'],
+    check: COMPRESSION.check,
+    default: undefined,
+    defaultDoc: "the traces' compression",
+    label: 'metrics compression',
+    doc: 'Metrics request body compression: `gzip` or `none`.',
+    show: (c) => c.metrics.compression,
+  },
+  metricsTimeoutMillis: {
+    option: 'metrics.timeoutMillis',
+    env: ['OTEL_EXPORTER_OTLP_METRICS_TIMEOUT'],
+    check: REQUEST_TIMEOUT.check,
+    default: undefined,
+    defaultDoc: "the traces' export timeout",
+    label: 'metrics export timeout (ms)',
+    doc: 'How long one metrics export request may take.',
+    show: (c) => c.metrics.timeoutMillis,
+  },
+  metricsTemporality: {
+    option: 'metrics.temporality',
+    env: ['OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE'],
+    parser: oneOf(TEMPORALITIES),
+    default: 'cumulative',
+    label: 'metrics temporality',
+    doc: '`cumulative` (totals since the worker started), `delta` (what changed since the last export), or `lowmemory` (delta for counters and histograms).',
+  },
+  metricsExportIntervalMillis: {
+    option: 'metrics.exportIntervalMillis',
+    env: ['OTEL_METRIC_EXPORT_INTERVAL'],
+    parser: wholeNumber(100, 86_400_000),
+    default: 60_000,
+    label: 'metrics interval (ms)',
+    doc: 'How often metrics are exported; every stop path exports them once more.',
+  },
+  metricsExportTimeoutMillis: {
+    option: 'metrics.exportTimeoutMillis',
+    env: ['OTEL_METRIC_EXPORT_TIMEOUT'],
+    parser: wholeNumber(1, 600_000),
+    default: 30_000,
+    label: 'metrics export deadline (ms)',
+    doc: 'How long one metrics export may take, retries included; never above the interval.',
+    show: (c) => c.metrics.exportTimeoutMillis,
+  },
 });
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -364,6 +457,7 @@ export const SETTING_ROWS: readonly Setting[] = Object.values(SETTINGS) as reado
  */
 const OTHER_VARIABLES = [
   'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+  'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL',
   'OTEL_EXPORTER_OTLP_PROTOCOL',
   'FORKTRACE_WORKER_INDEX',
 ] as const;

@@ -1,4 +1,13 @@
-import type { ExitDeliveryName, ExporterName, ExpressLayerName, Finding, LogLevelName, SamplerName } from '../types';
+import type {
+  ExitDeliveryName,
+  ExporterName,
+  ExpressLayerName,
+  Finding,
+  LogLevelName,
+  MetricsExporterName,
+  MetricsTemporalityName,
+  SamplerName,
+} from '../types';
 
 /** Where a resolved setting came from, as `forktrace check` prints it. */
 export type Source = 'option' | 'env' | 'pm2 env' | 'package.json' | 'pm2 app' | 'default';
@@ -50,6 +59,24 @@ export interface SpoolConfig {
   maxAgeMillis: number;
 }
 
+/** Where and how metrics are exported. */
+export interface MetricsConfig {
+  /** The exporters, `none` left out: empty when metrics are off. */
+  exporters: MetricsExporterName[];
+  /** The metrics URL, without credentials (they move to an Authorization header). */
+  endpoint: string;
+  /** Request headers, API key included. Secret: see `redactConfig`. */
+  headers: Record<string, string>;
+  compression: 'gzip' | 'none';
+  timeoutMillis: number;
+  /** The CA file, when the metrics endpoint is https (the traces' `certificateFile`). */
+  certificateFile: string | undefined;
+  temporality: MetricsTemporalityName;
+  exportIntervalMillis: number;
+  /** Never above `exportIntervalMillis`. */
+  exportTimeoutMillis: number;
+}
+
 /** The resolved configuration: plain data, built only by `resolveConfig`. */
 export interface ResolvedConfig {
   /** True when `OTEL_SDK_DISABLED=true`: instrument() returns a no-op handle. */
@@ -88,6 +115,7 @@ export interface ResolvedConfig {
   spoolDir: string | undefined;
   spoolMaxBytes: number;
   spoolMaxAgeMillis: number;
+  metrics: MetricsConfig;
   /** Where each setting came from. */
   sources: Record<string, Source>;
   /** For each setting that came from the environment: the variable it was read from. */

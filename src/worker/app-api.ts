@@ -25,7 +25,10 @@ export const API_PACKAGE = '@opentelemetry/api';
 export const API_GLOBALS_KEY = Symbol.for('opentelemetry.js.api.1');
 
 /** The parts of the API forktrace registers through. */
-export type OtelApi = Pick<typeof import('@opentelemetry/api'), 'context' | 'diag' | 'propagation' | 'trace'>;
+export type OtelApi = Pick<
+  typeof import('@opentelemetry/api'),
+  'context' | 'diag' | 'metrics' | 'propagation' | 'trace'
+>;
 
 /** A copy of @opentelemetry/api as `require()` finds it. */
 export interface FoundApi {

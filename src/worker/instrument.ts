@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import * as otelApi from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import type { Resource } from '@opentelemetry/resources';
 import {
   CompositePropagator,
   setGlobalErrorHandler,
@@ -45,8 +46,10 @@ import { installStopHooks } from './lifecycle';
 import { diagLevel, Logger } from './log';
 import { loadOrderWarning, pm2Messages, statusMessages } from './messages';
 import { readPm2, whenPm2TakesStderr } from './pm2';
+import type { Metrics } from './metrics';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
+import { UPSTREAM_TEXT } from './upstream';
 import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
 
 /** What instrument() returns. */
@@ -198,11 +201,15 @@ function start(
   const worker = workerIdentity(pm2?.env ?? process.env, pm2, clusterWorker?.id);
   const stats: ExportStats = zeroExportStats();
   const exporters = countingExporters(config, stats, logger);
-  const pipeline = buildProvider(config, worker, exporters, stats);
+  const resource = buildResource(config, worker);
+  const pipeline = buildProvider(config, resource, exporters, stats);
   const { provider, counter } = pipeline;
   registerGlobals(provider, api);
+  const metrics = startMetricsIfAsked(config, resource, logger);
+  if (metrics) api.metrics.setGlobalMeterProvider(metrics.provider);
   const unregister = registerInstrumentations({
     tracerProvider: provider,
+    ...(metrics ? { meterProvider: metrics.provider } : {}),
     instrumentations: createInstrumentations(config),
   });
 
@@ -213,15 +220,18 @@ function start(
   });
   const drops = new DropSummary(statsNow, logger);
   let stopped = false;
-  const forceFlush = () => provider.forceFlush().catch(() => undefined);
+  const forceFlush = async () => {
+    await Promise.all([provider.forceFlush().catch(() => undefined), metrics?.flush()]);
+  };
   const shutdown = async () => {
     if (stopped) return;
     stopped = true;
     uninstallHooks();
     uninstallExit();
     unregister();
-    await provider.shutdown().catch(() => undefined);
+    await Promise.all([provider.shutdown().catch(() => undefined), metrics?.shutdown()]);
     drops.stop();
+    if (metrics) api.metrics.disable();
     api.trace.disable();
     api.context.disable();
     api.propagation.disable();
@@ -259,7 +269,7 @@ function start(
     });
   }
 
-  const status = statusLine(config, worker, process.pid);
+  const status = statusLine(config, worker, process.pid) + (metrics ? metricsStatus(config) : '');
   logger.status(status);
   // Under pm2 a preload's output lands only in the daemon's pm2.log; say it again once pm2 routes
   // stderr to the app's own log, so that `pm2 logs <app>` shows it too.
@@ -294,10 +304,35 @@ function countingExporters(config: ResolvedConfig, stats: ExportStats, logger: L
   );
   setGlobalErrorHandler((err) => {
     if (typeof err === 'object' && err !== null && reported.has(err)) return;
+    if (err instanceof Error && err.message.startsWith(UPSTREAM_TEXT.metricsExportFailed)) return;
     const d = describeExportError(err);
     logger.warnRateLimited(`error:${d.kind}`, d.kind === 'error' ? d.text : `export: ${d.text}`);
   });
   return exporters;
+}
+
+/**
+ * The metrics pipeline, when a metrics exporter is configured; its module is loaded only then. A
+ * failed export is said once per cause, like a failed span export; the reader's own report of it
+ * to the global error handler is skipped there.
+ */
+function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger: Logger): Metrics | undefined {
+  if (config.metrics.exporters.length === 0) return undefined;
+  const { startMetrics } = require('./metrics') as typeof import('./metrics');
+  return startMetrics(config.metrics, resource, {
+    mysql2: config.instrumentations.mysql2,
+    onFailure: (error) => {
+      const d = describeExportError(error);
+      logger.warnRateLimited(`metrics:${d.kind}`, statusMessages.metricsExportFailed(config.metrics.endpoint, d.text));
+    },
+  });
+}
+
+/** What the status line adds when metrics are on: where, and how often. */
+function metricsStatus(config: ResolvedConfig): string {
+  const m = config.metrics;
+  const to = m.exporters.map((e) => (e === 'otlp' ? m.endpoint : e)).join(' + ');
+  return statusMessages.metricsTo(to, m.exportIntervalMillis);
 }
 
 interface Pipeline {
@@ -311,7 +346,7 @@ interface Pipeline {
 /** The provider: SQL redaction, the end counter, the open-span set, one batch processor per exporter. */
 function buildProvider(
   config: ResolvedConfig,
-  worker: ReturnType<typeof workerIdentity>,
+  resource: Resource,
   exporters: CountingExporter[],
   stats: ExportStats,
 ): Pipeline {
@@ -320,7 +355,7 @@ function buildProvider(
   const open = exitDelivery ? new OpenSpans() : undefined;
   const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats));
   const provider = new TracerProvider({
-    resource: buildResource(config, worker),
+    resource,
     sampler: sampler(config),
     spanProcessors: [new QueryRedactingProcessor(), counter, ...(open ? [open] : []), ...batchers],
   });

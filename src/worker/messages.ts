@@ -18,8 +18,10 @@ export const configMessages = {
   /** A pair of a `key=value,…` list: `what` is `header` (OTEL_EXPORTER_OTLP_HEADERS) or `attribute`. */
   badPair: (variable: string, what: 'header' | 'attribute', key: string, why: string) =>
     `${variable}: ${what} "${key}" ${why}`,
-  protocolUnsupported: (value: string) =>
-    `OTEL_EXPORTER_OTLP_PROTOCOL="${value}" is not supported; forktrace sends http/protobuf. Unset it or set http/protobuf.`,
+  protocolUnsupported: (value: string, name = 'OTEL_EXPORTER_OTLP_PROTOCOL') =>
+    `${name}="${value}" is not supported; forktrace sends http/protobuf. Unset it or set http/protobuf.`,
+  metricsEndpointGuessed: (traces: string, metrics: string) =>
+    `the traces endpoint ${traces} does not end in /v1/traces, so metrics go to ${metrics}; set OTEL_EXPORTER_OTLP_METRICS_ENDPOINT if that is not the vendor's metrics URL.`,
   certificateUnreadable: (name: string, file: string) =>
     `${name}: cannot read "${file}"; using the system CAs. Fix the path or unset ${name}.`,
   certificateNotPem: (name: string, file: string) =>
@@ -27,8 +29,8 @@ export const configMessages = {
   certificateUnused: (name: string) => `${name} is set but the endpoint is http://, so it is not used; use https://.`,
   credentialsOverHttp: (endpoint: string, headerNames: string[]) =>
     `the credentials in ${headerNames.join(', ')} are sent unencrypted to ${endpoint}, which is not this machine. Use an https:// endpoint, or set FORKTRACE_REQUIRE_TLS=true to refuse.`,
-  tlsRequired: (endpoint: string) =>
-    `FORKTRACE_REQUIRE_TLS=true and the endpoint ${endpoint} is plain http to another machine: no spans are exported. Use an https:// endpoint, or unset FORKTRACE_REQUIRE_TLS.`,
+  tlsRequired: (endpoint: string, what: 'spans' | 'metrics' = 'spans') =>
+    `FORKTRACE_REQUIRE_TLS=true and the endpoint ${endpoint} is plain http to another machine: no ${what} are exported. Use an https:// endpoint, or unset FORKTRACE_REQUIRE_TLS.`,
 } as const;
 
 /** The status lines forktrace prints, word for word (tests assert them). */
@@ -45,6 +47,10 @@ export const statusMessages = {
   tracing: (service: string, pid: number, who: string, to: string) => `tracing ${service} (pid ${pid}${who}) to ${to}`,
   exportFailed: (endpoint: string, why: string, spans: number, stats: { dropped: number; delivered: number }) =>
     `export to ${endpoint} failed: ${why}. ${spans} span(s) dropped; ${stats.dropped} since start (delivered ${stats.delivered}).`,
+  metricsExportFailed: (endpoint: string, why: string) =>
+    `metrics export to ${endpoint} failed: ${why}. The next export sends them again if temporality is cumulative.`,
+  /** Added to the status line when metrics are on. */
+  metricsTo: (to: string, intervalMillis: number) => `; metrics to ${to} every ${intervalMillis / 1000} s`,
   stopDeadline: (why: string, left: number, deadline: number, took: number) =>
     `${why}: ${left} span(s) not delivered within the ${deadline} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${took} ms.`,
   /** Upstream warnings that repeat with every batch, said once per interval in forktrace's words. */

@@ -32,6 +32,8 @@ export const UPSTREAM_TEXT = {
   batchTimeout: 'Timeout',
   /** sdk-trace `BatchSpanProcessorBase._addToBuffer`, once the queue accepts spans again. */
   queueFullDropped: /Dropped (\d+) spans because maxQueueSize reached/,
+  /** sdk-metrics `PeriodicExportingMetricReader._doRun`: an export failed (already said by forktrace). */
+  metricsExportFailed: 'PeriodicExportingMetricReader: metrics export failed',
   /** instrumentation `InstrumentationBase` (node platform): a module was loaded too early. */
   loadedTooEarly: /Module \S+ has been loaded before \S+ so it might not work/,
 } as const;
@@ -42,6 +44,7 @@ const TRANSFORMER = { package: '@opentelemetry/otlp-transformer', checked: '0.30
 const EXPRESS_INSTRUMENTATION = { package: '@opentelemetry/instrumentation-express', checked: '0.72.0' };
 const INSTRUMENTATION = { package: '@opentelemetry/instrumentation', checked: '0.301.1' };
 const API = { package: '@opentelemetry/api', checked: '1.10.0' };
+const SDK_METRICS = { package: '@opentelemetry/sdk-metrics', checked: '3.1.1' };
 const IF_REWORDED = 'if it is reworded, the error is shown as upstream words it';
 
 /** The list test/upstream.test.mjs walks: one entry per reliance, each checked by its name. */
@@ -106,6 +109,12 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     ...SDK_TRACE,
     text: 'spans because maxQueueSize reached',
     why: 'log.ts rate-limits it into one line that names the fix; if reworded, it repeats with every overflow',
+  },
+  {
+    name: 'text metricsExportFailed',
+    ...SDK_METRICS,
+    text: UPSTREAM_TEXT.metricsExportFailed,
+    why: 'the reader re-throws a failed export to the global error handler, which instrument.ts skips because metrics.ts has said it in its words; if reworded, a failed metrics export is said twice',
   },
   {
     name: 'text loadedTooEarly',

@@ -1,0 +1,246 @@
+/**
+ * Metrics in a worker: one MeterProvider on the same resource as the spans (so each worker's
+ * series carry its own `service.instance.id`, and a restarted worker starts new series instead of
+ * making a cumulative one go backwards), the exporters the config names, and the request-duration
+ * histograms:
+ * - `http.server.request.duration` and `http.client.request.duration`: instrumentation-http
+ *   records them once it has a meter provider (its stable metrics are on by default since 0.200);
+ *   `http.route` is the same template the server span gets (express-route.ts);
+ * - `db.client.operation.duration`: instrumentation-mysql2 (0.70) records none, so it is measured
+ *   here from mysql2's own tracing channels (mysql2 >= 3.20), sampled or not.
+ *
+ * Loaded only when a metrics exporter is configured: sdk-metrics and the metrics serializer cost a
+ * worker's start about 10 ms that an app without metrics should not pay.
+ */
+import * as diagnosticsChannel from 'node:diagnostics_channel';
+import type { Histogram, Meter, MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
+import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import type { Resource } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  ConsoleMetricExporter,
+  InstrumentType,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type PushMetricExporter,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import type { MetricsConfig } from '../config/types';
+import type { MetricsTemporalityName } from '../types';
+import { readCa } from './otlp-post';
+
+/** What instrument() keeps of the metrics pipeline. */
+export interface Metrics {
+  /** The provider the instrumentations and the app's own meters record into. */
+  provider: ApiMeterProvider;
+  /** Exports what has been recorded since the last export. Never rejects. */
+  flush(): Promise<void>;
+  /** Exports once more, then stops: every stop path ends with it. Never rejects. */
+  shutdown(): Promise<void>;
+}
+
+/** How a failed metrics export is reported: once per cause, rate-limited by the caller. */
+export type MetricsFailure = (error: Error | undefined) => void;
+
+/** Starts metrics for this worker, or returns undefined when no metrics exporter is configured. */
+export function startMetrics(
+  config: MetricsConfig,
+  resource: Resource,
+  options: { mysql2: boolean; onFailure: MetricsFailure },
+): Metrics | undefined {
+  const exporters: PushMetricExporter[] = [];
+  for (const name of config.exporters) {
+    if (name === 'otlp') exporters.push(new OtlpMetricExporter(config, options.onFailure));
+    else if (name === 'console')
+      exporters.push(new ConsoleMetricExporter({ temporalitySelector: temporalitySelector(config.temporality) }));
+  }
+  if (exporters.length === 0) return undefined;
+  const readers = exporters.map(
+    (exporter) =>
+      new PeriodicExportingMetricReader({
+        exporter,
+        exportIntervalMillis: config.exportIntervalMillis,
+        exportTimeoutMillis: config.exportTimeoutMillis,
+      }),
+  );
+  const provider = new MeterProvider({ resource, readers });
+  const unsubscribe = options.mysql2 ? recordMysql2Durations(provider.getMeter('forktrace')) : () => undefined;
+  let stopped = false;
+  return {
+    provider,
+    flush: () => (stopped ? Promise.resolve() : provider.forceFlush().catch(() => undefined)),
+    shutdown: () => {
+      if (stopped) return Promise.resolve();
+      stopped = true;
+      unsubscribe();
+      return provider.shutdown().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Which temporality each kind of instrument is exported with, per the OTLP metrics exporter spec
+ * (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`): up-down counters stay cumulative under
+ * `delta`, and `lowmemory` also keeps asynchronous counters cumulative, so that the SDK need not
+ * remember their last value.
+ */
+export function temporalitySelector(
+  preference: MetricsTemporalityName,
+): (type: InstrumentType) => AggregationTemporality {
+  const { DELTA, CUMULATIVE } = AggregationTemporality;
+  if (preference === 'cumulative') return () => CUMULATIVE;
+  return (type) => {
+    switch (type) {
+      case InstrumentType.COUNTER:
+      case InstrumentType.HISTOGRAM:
+        return DELTA;
+      case InstrumentType.OBSERVABLE_COUNTER:
+        return preference === 'delta' ? DELTA : CUMULATIVE;
+      default:
+        return CUMULATIVE;
+    }
+  };
+}
+
+/**
+ * OTLP/HTTP protobuf to `/v1/metrics`, gzip and headers as the span exporter sends them, from the
+ * same upstream parts (otlp-exporter-base's export delegate: its retries, timeout and concurrency
+ * limit), configured only from the resolved config for the same reason (exporter.ts
+ * OtlpProtoExporter): upstream's exporter re-reads the variables and quotes what it rejects.
+ */
+class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
+  readonly selectAggregationTemporality: (type: InstrumentType) => AggregationTemporality;
+
+  constructor(
+    config: MetricsConfig,
+    private readonly onFailure: MetricsFailure,
+  ) {
+    const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
+    const ca = config.certificateFile ? readCa(config.certificateFile) : undefined;
+    super(
+      createOtlpHttpExportDelegate(
+        {
+          url: config.endpoint,
+          headers: () => Promise.resolve(headers),
+          timeoutMillis: config.timeoutMillis,
+          // One export per interval; a second only while the first is still retrying.
+          concurrencyLimit: 2,
+          compression: config.compression,
+          agentFactory: httpAgentFactoryFromOptions({ keepAlive: true, ...(ca ? { ca } : {}) }),
+        },
+        ProtobufMetricsSerializer,
+        'otlp_http_metric_exporter',
+        MetricsExporterMetricsHelper,
+        undefined,
+      ),
+    );
+    this.selectAggregationTemporality = temporalitySelector(config.temporality);
+  }
+
+  override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    super.export(metrics, (result) => {
+      if (result.code !== ExportResultCode.SUCCESS) this.onFailure(result.error);
+      resultCallback(result);
+    });
+  }
+}
+
+// mysql2 >= 3.20 publishes each query and execute on these (lib/tracing.js), with the
+// connection's database, host and port in the context object it passes to every event.
+const MYSQL2_CHANNELS = ['mysql2:query', 'mysql2:execute'] as const;
+
+/** The context object mysql2 publishes, plus the start time forktrace puts on it. */
+interface Mysql2Context {
+  query?: unknown;
+  database?: unknown;
+  serverAddress?: unknown;
+  serverPort?: unknown;
+  error?: unknown;
+  [STARTED]?: number;
+}
+const STARTED = Symbol('forktrace.started');
+
+/** The semantic conventions' advice for `db.client.operation.duration`, in seconds. */
+const DB_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
+
+/**
+ * Records `db.client.operation.duration` (seconds) for every mysql2 query and execute, with the
+ * stable database attributes. Returns what undoes the subscriptions.
+ */
+function recordMysql2Durations(meter: Meter): () => void {
+  const histogram = meter.createHistogram('db.client.operation.duration', {
+    description: 'Duration of database client operations.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DB_DURATION_BUCKETS },
+  });
+  const handlers = {
+    start: (message: unknown) => {
+      (message as Mysql2Context)[STARTED] = performance.now();
+    },
+    // The callback (or the promise) got its result: the operation is over for the app.
+    asyncStart: (message: unknown) => record(histogram, message as Mysql2Context),
+    // Thrown before anything was sent (a bad argument): no asyncStart follows.
+    end: (message: unknown) => {
+      const ctx = message as Mysql2Context;
+      if (ctx.error !== undefined) record(histogram, ctx);
+    },
+  };
+  const channels = MYSQL2_CHANNELS.map((name) => diagnosticsChannel.tracingChannel(name));
+  for (const channel of channels) channel.subscribe(handlers as never);
+  return () => {
+    for (const channel of channels) channel.unsubscribe(handlers as never);
+  };
+}
+
+function record(histogram: Histogram, ctx: Mysql2Context): void {
+  const started = ctx[STARTED];
+  if (started === undefined) return;
+  delete ctx[STARTED];
+  const attributes: Record<string, string | number> = { 'db.system.name': 'mysql' };
+  if (typeof ctx.database === 'string' && ctx.database !== '') attributes['db.namespace'] = ctx.database;
+  const operation = operationName(ctx.query);
+  if (operation !== undefined) attributes['db.operation.name'] = operation;
+  if (typeof ctx.serverAddress === 'string') attributes['server.address'] = ctx.serverAddress;
+  if (typeof ctx.serverPort === 'number') attributes['server.port'] = ctx.serverPort;
+  if (ctx.error !== undefined) {
+    const e = ctx.error as { code?: unknown; errno?: unknown; name?: unknown };
+    attributes['error.type'] = typeof e.code === 'string' ? e.code : typeof e.name === 'string' ? e.name : '_OTHER';
+    if (typeof e.errno === 'number') attributes['db.response.status_code'] = String(e.errno);
+  }
+  histogram.record((performance.now() - started) / 1000, attributes);
+}
+
+/**
+ * The statement's first keyword, when it is one of these: a closed set, so that the attribute
+ * cannot take one value per statement and blow up the number of series.
+ */
+const OPERATIONS = new Set([
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'REPLACE',
+  'CALL',
+  'WITH',
+  'BEGIN',
+  'START',
+  'COMMIT',
+  'ROLLBACK',
+  'SET',
+  'SHOW',
+  'CREATE',
+  'ALTER',
+  'DROP',
+  'TRUNCATE',
+  'USE',
+]);
+
+function operationName(query: unknown): string | undefined {
+  if (typeof query !== 'string') return undefined;
+  const m = /^[\s(]*([A-Za-z]+)/.exec(query);
+  const word = m?.[1]?.toUpperCase();
+  return word !== undefined && OPERATIONS.has(word) ? word : undefined;
+}
