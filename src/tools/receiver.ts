@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type * as Protobuf from 'protobufjs';
 
-import { EXPORT_TRACE_REQUEST_TYPE, EXPORT_TRACE_RESPONSE_TYPE, OTLP_TRACE_PROTO_FILES } from './otlp-proto';
+import { EXPORT_TRACE_REQUEST_TYPE, EXPORT_TRACE_RESPONSE_TYPE, OTLP_PROTO_FILES } from './otlp-proto';
 
 /** The OTLP/HTTP path for traces. */
 const TRACES_PATH = '/v1/traces';
@@ -178,7 +178,7 @@ function loadCodec(): Promise<OtlpCodec> {
     const pb = (await import('protobufjs')).default;
     const protojson = (await import('protobufjs/ext/protojson.js')).default;
     const root = new pb.Root();
-    for (const source of OTLP_TRACE_PROTO_FILES) pb.parse(source, root);
+    for (const source of OTLP_PROTO_FILES) pb.parse(source, root);
     root.resolveAll();
     return {
       request: root.lookupType(EXPORT_TRACE_REQUEST_TYPE),
