@@ -15,6 +15,7 @@ import * as zlib from 'node:zlib';
 import type * as Protobuf from 'protobufjs';
 
 import { EXPORT_TRACE_REQUEST_TYPE, EXPORT_TRACE_RESPONSE_TYPE, OTLP_PROTO_FILES } from './otlp-proto';
+import { field, hex, hexFieldsToBase64, objects, unwrapAttributes, type PbKeyValue } from './otlp-values';
 
 /** The OTLP/HTTP path for traces. */
 const TRACES_PATH = '/v1/traces';
@@ -250,22 +251,11 @@ async function decompress(body: Buffer, contentEncoding: string, maxBytes: numbe
   }
 }
 
-const HEX_BYTES = /^(?:[0-9a-fA-F]{2})*$/;
-
 /**
- * OTLP/JSON writes trace and span ids as hex where ProtoJSON expects base64
- * (specification.md, "JSON Protobuf Encoding"); rewrite them so protobufjs'
- * ProtoJSON reader can do the rest. Strings that are not hex are left alone,
- * so a sender that used plain ProtoJSON base64 still decodes; the two cannot
- * be confused, as base64 of 16 or 8 bytes is 24 or 12 chars, never 32 or 16.
+ * OTLP/JSON trace and span ids are hex where ProtoJSON expects base64; see
+ * {@link hexFieldsToBase64}.
  */
 function hexIdsToBase64(json: unknown): void {
-  const convert = (obj: Record<string, unknown>, keys: readonly string[]): void => {
-    for (const key of keys) {
-      const v = obj[key];
-      if (typeof v === 'string' && HEX_BYTES.test(v)) obj[key] = Buffer.from(v, 'hex').toString('base64');
-    }
-  };
   // Both spellings: ProtoJSON readers accept original field names too, and the
   // id must not be read as base64 just because the sender used snake_case.
   const spanIdKeys = ['traceId', 'trace_id', 'spanId', 'span_id', 'parentSpanId', 'parent_span_id'];
@@ -273,42 +263,14 @@ function hexIdsToBase64(json: unknown): void {
   for (const rs of objects(field(json, 'resourceSpans', 'resource_spans'))) {
     for (const ss of objects(field(rs, 'scopeSpans', 'scope_spans'))) {
       for (const span of objects(field(ss, 'spans'))) {
-        convert(span, spanIdKeys);
-        for (const link of objects(field(span, 'links'))) convert(link, linkIdKeys);
+        hexFieldsToBase64(span, spanIdKeys);
+        for (const link of objects(field(span, 'links'))) hexFieldsToBase64(link, linkIdKeys);
       }
     }
   }
 }
 
-function field(obj: unknown, ...names: string[]): unknown {
-  if (obj === null || typeof obj !== 'object') return undefined;
-  for (const name of names) {
-    const v = (obj as Record<string, unknown>)[name];
-    if (v !== undefined) return v;
-  }
-  return undefined;
-}
-
-function objects(v: unknown): Array<Record<string, unknown>> {
-  if (!Array.isArray(v)) return [];
-  return v.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x));
-}
-
-/** protobufjs `toObject` output for the request; only what flattening reads. */
-interface PbAnyValue {
-  value?: string;
-  stringValue?: string;
-  boolValue?: boolean;
-  intValue?: bigint;
-  doubleValue?: number;
-  arrayValue?: { values?: PbAnyValue[] };
-  kvlistValue?: { values?: PbKeyValue[] };
-  bytesValue?: Uint8Array;
-}
-interface PbKeyValue {
-  key?: string;
-  value?: PbAnyValue;
-}
+/** protobufjs `toObject` output for the trace request; only what flattening reads. */
 interface PbSpan {
   traceId?: Uint8Array;
   spanId?: Uint8Array;
@@ -339,40 +301,6 @@ const TO_OBJECT_OPTIONS: Protobuf.IConversionOptions = {
   // string / false / 0 is told apart from an empty AnyValue.
   oneofs: true,
 };
-
-function hex(bytes: Uint8Array | undefined): string {
-  return bytes === undefined ? '' : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
-
-function toNumberIfSafe(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
-
-function unwrapAnyValue(v: PbAnyValue | undefined): unknown {
-  switch (v?.value) {
-    case 'stringValue':
-      return v.stringValue ?? '';
-    case 'boolValue':
-      return v.boolValue ?? false;
-    case 'intValue':
-      return toNumberIfSafe(v.intValue ?? 0n);
-    case 'doubleValue':
-      return v.doubleValue ?? 0;
-    case 'arrayValue':
-      return (v.arrayValue?.values ?? []).map(unwrapAnyValue);
-    case 'kvlistValue':
-      return unwrapAttributes(v.kvlistValue?.values);
-    case 'bytesValue':
-      return v.bytesValue ?? new Uint8Array(0);
-    default:
-      return null;
-  }
-}
-
-function unwrapAttributes(kvs: PbKeyValue[] | undefined): Record<string, unknown> {
-  // fromEntries defines own properties, so a "__proto__" key stays data.
-  return Object.fromEntries((kvs ?? []).map((kv) => [kv.key ?? '', unwrapAnyValue(kv.value)]));
-}
 
 function flatten(request: PbRequest): DecodedSpan[] {
   const out: DecodedSpan[] = [];
