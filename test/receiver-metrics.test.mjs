@@ -266,14 +266,15 @@ describe('a running receiver, POST /v1/metrics', () => {
     assert.equal(receiver.spans.length, 0);
   });
 
-  test('OTLP/JSON: 200 with {}', async () => {
+  test('OTLP/JSON, deflated: 200 with {}', async () => {
     receiver.reset();
     const body = Buffer.from(JsonMetricsSerializer.serializeRequest(await sampleMetrics(AggregationTemporality.DELTA)));
-    const res = await post(receiver.metricsUrl, body, JSON_TYPE);
+    const res = await post(receiver.metricsUrl, zlib.deflateSync(body), { ...JSON_TYPE, 'content-encoding': 'deflate' });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'application/json');
     assert.deepEqual(JSON.parse(res.body.toString()), {});
     assertSample(receiver.metrics, 'delta');
+    assert.equal(receiver.requests[0].bodyBytes, body.length);
   });
 
   test('the real OTLPMetricExporter, pushed by a PeriodicExportingMetricReader, is received', async () => {
