@@ -4,7 +4,8 @@
 //          timeout, plain http with a key), redaction of a canary key, --pm2 with the root
 //          ecosystem file, library versions;
 //   tail   trees from a real two-service /hop (two preloaded apps) and from real upstream
-//          exporters (--json, colour, late spans);
+//          exporters (--json, colour, late spans); one line per metrics export from the real
+//          OTLPMetricExporter;
 //   run    the example app with no forktrace import, traced through NODE_OPTIONS; NODE_OPTIONS
 //          kept; exit code and signals passed through.
 // Not covered: a real gRPC Collector on 4317 (an HTTP/2-only node:http2 server stands in: both
@@ -25,6 +26,8 @@ import { context, trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, selfSignedCert, spawnNode } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
@@ -589,6 +592,61 @@ describe('tail', () => {
     assert.match(printed[0][2], /^└─ GET \/stock .*ERROR.*"out of stock" {2}\[backend pid 2222 w1\]$/);
     assert.match(printed[1][0], /^trace \(continued\) [0-9a-f]{32} {2}1 span, 1 service \(frontend\)/);
     assert.match(printed[1][1], /^GET \/checkout .* 500 {2}\[frontend pid 1111 w0\]$/);
+  });
+
+  test('metrics: one line per export, set apart from the trees; with --json on stderr, so stdout stays spans', async () => {
+    const trees = await startTail(['--settle', '200']);
+    const json = await startTail(['--json']);
+    // A reader collected by hand, so each tail gets exactly one export from the real exporter.
+    class HandReader extends MetricReader {
+      async onShutdown() {}
+      async onForceFlush() {}
+    }
+    const send = async (base) => {
+      const reader = new HandReader();
+      const meters = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': 'api' }), readers: [reader] });
+      const meter = meters.getMeter('t');
+      const duration = meter.createHistogram('http.server.request.duration', { unit: 's' });
+      for (const route of ['/a', '/b', '/c']) duration.record(0.1, { 'http.route': route });
+      meter.createCounter('jobs').add(2);
+      const { resourceMetrics } = await reader.collect();
+      const exporter = new OTLPMetricExporter({ url: `${base}/v1/metrics` });
+      const result = await new Promise((resolve) => exporter.export(resourceMetrics, resolve));
+      assert.equal(result.code, 0, `metrics export failed: ${result.error}`);
+      await Promise.all([exporter.shutdown(), meters.shutdown()]);
+      const tracer = new TracerProvider({
+        resource: resourceFromAttributes({ 'service.name': 'api', 'process.pid': 4242 }),
+        spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${base}/v1/traces` }) })],
+      });
+      tracer.getTracer('t').startSpan('GET /a', { kind: SpanKind.SERVER }).end();
+      await tracer.shutdown();
+    };
+    await send(trees.base);
+    await send(json.base);
+    for (let i = 0; i < 50 && !trees.proc.stdout.includes('trace '); i++) await sleep(100);
+    for (const x of [trees, json]) {
+      await x.proc.kill('SIGTERM');
+      assert.equal((await x.proc.exited).code, 0);
+    }
+
+    //   metrics  api  4 points: http.server.request.duration (histogram, 3 series), jobs (sum, 1 series)
+    //
+    //   trace <id>  1 span, 1 service (api), …
+    //   GET /a  …  [api pid 4242]
+    const line = 'metrics  api  4 points: http.server.request.duration (histogram, 3 series), jobs (sum, 1 series)';
+    const printed = blocks(trees.proc.stdout);
+    assert.deepEqual(printed[0], [line], trees.proc.stdout);
+    assert.equal(printed.length, 2, trees.proc.stdout);
+    assert.match(printed[1][0], /^trace [0-9a-f]{32} {2}1 span, 1 service \(api\), /);
+    assert.match(printed[1][1], /^GET \/a .*\[api pid 4242\]$/);
+    assert.match(trees.proc.stderr, /stopped \(SIGTERM\); 1 span in 1 trace, 4 metric points\./);
+    assert.match(trees.proc.stderr, /receiving OTLP\/HTTP at http:\/\/127\.0\.0\.1:\d+\/v1\/traces and http:\/\/127\.0\.0\.1:\d+\/v1\/metrics;/);
+
+    const spans = json.proc.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(spans.map((s) => s.name), ['GET /a']);
+    assert.ok(json.proc.stderr.includes(`\n${line}\n`), json.proc.stderr);
+    assert.doesNotMatch(json.proc.stderr, /rejected a request/);
+    assert.doesNotMatch(trees.proc.stderr, /rejected a request/);
   });
 
   test('a port in use: one clear line, exit 1', async () => {

@@ -1,25 +1,36 @@
 import * as fs from 'node:fs';
-import { startReceiver, type DecodedSpan, type Receiver, type ReceivedSpan } from '../tools/receiver';
+import {
+  startReceiver,
+  type DecodedMetricPoint,
+  type DecodedSpan,
+  type Receiver,
+  type ReceivedMetricPoint,
+  type ReceivedSpan,
+} from '../tools/receiver';
 import { TraceAssembler } from '../tools/trace-assembler';
 import { EXIT, intOption, paint, padEnd, padStart, parse, UsageError, useColor, type Paint } from './common';
 
 export const TAIL_HELP = `Usage: forktrace tail [options]
 
-Runs a local OTLP/HTTP receiver and prints each trace as a tree with a waterfall. Point your app at
-it with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (the default endpoint already is).
+Runs a local OTLP/HTTP receiver and prints each trace as a tree with a waterfall, and one line per
+metrics export. Point your app at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 (the
+default endpoint already is): traces arrive at /v1/traces, metrics at /v1/metrics.
 
   --port <n>        port to listen on (default 4318; 0 picks a free one)
   --host <addr>     interface to listen on (default 127.0.0.1)
   --settle <ms>     print a trace this long after its last span arrived (default 1500): spans of
                     one trace from several processes or batches are grouped by trace id
-  --json            print one span per line as JSON, as it arrives, instead of trees
-  --save <file>     also append every span as one JSON line to <file>
+  --json            print one span per line as JSON, as it arrives, instead of trees (the metrics
+                    lines then go to stderr, so stdout stays JSON)
+  --save <file>     also append every span as one JSON line to <file> (spans only)
   -h, --help        this help
 
 Each span shows its name, duration, status, key attributes (http.route, status code, db.query.text,
 url.full) and where it ran: service.name, process.pid and forktrace.worker.index. Colour only on a
-terminal (NO_COLOR turns it off, FORCE_COLOR on). Ctrl+C or SIGTERM prints what is pending and
-exits 0.
+terminal (NO_COLOR turns it off, FORCE_COLOR on). A metrics line names the service, the number of
+data points, and each metric with its kind and number of series (attribute sets), e.g.
+  metrics  api  4 points: http.server.request.duration (histogram, 3 series), jobs (sum, 1 series)
+Ctrl+C or SIGTERM prints what is pending and exits 0.
 
 Exit codes: 0 stopped by a signal, 1 could not listen, 2 wrong usage.
 `;
@@ -92,6 +103,24 @@ function status(s: DecodedSpan, p: Paint): string {
   if (s.status.code === 2) return p.red('ERROR');
   if (s.status.code === 1) return p.green('OK');
   return p.dim('-');
+}
+
+/**
+ * One line for one metrics export: its services, its point count, and each metric in the order
+ * sent with its kind and number of series (points, as one export has one point per attribute set).
+ */
+export function renderMetrics(points: readonly DecodedMetricPoint[], opts: { color: boolean }): string {
+  const p = paint(opts.color);
+  const services = [...new Set(points.map((x) => String(x.resource['service.name'] ?? '?')))];
+  const perMetric = new Map<string, { kind: string; series: number }>();
+  for (const x of points) {
+    const entry = perMetric.get(x.name) ?? { kind: x.kind, series: 0 };
+    entry.series++;
+    perMetric.set(x.name, entry);
+  }
+  const metrics = [...perMetric].map(([name, m]) => `${name} ${p.dim(`(${m.kind}, ${m.series} series)`)}`);
+  const count = `${points.length} point${points.length === 1 ? '' : 's'}`;
+  return `${p.bold('metrics')}  ${services.join(', ') || '?'}  ${count}${metrics.length > 0 ? ': ' : ''}${metrics.join(', ')}\n`;
 }
 
 /**
@@ -206,6 +235,7 @@ export async function tailCommand(argv: string[]): Promise<number> {
 
   let spanCount = 0;
   let traceCount = 0;
+  let pointCount = 0;
   const assembler = new TraceAssembler(settleMs, (spans, continued) => {
     if (!continued) traceCount++;
     process.stdout.write(renderTrace(spans, { color, continued }) + '\n');
@@ -218,6 +248,14 @@ export async function tailCommand(argv: string[]): Promise<number> {
     if (values.json) process.stdout.write(spans.map((s) => spanJson(s) + '\n').join(''));
     else assembler.add(spans);
   });
+  const metricsOut = values.json ? process.stderr : process.stdout;
+  receiver.on('metrics', (points: ReceivedMetricPoint[]) => {
+    // As for spans: a long-running tail must not keep every point.
+    receiver.reset();
+    pointCount += points.length;
+    // A line of its own, set off by a blank line like a tree, so trees and metrics never run together.
+    metricsOut.write(renderMetrics(points, { color: useColor(metricsOut) }) + '\n');
+  });
   receiver.on('request', (req) => {
     if (req.status !== 200 && req.status !== 0) {
       process.stderr.write(
@@ -227,7 +265,7 @@ export async function tailCommand(argv: string[]): Promise<number> {
   });
   const base = receiver.url.replace(/\/v1\/traces$/, '');
   process.stderr.write(
-    `forktrace tail: receiving OTLP/HTTP at ${receiver.url}; send with OTEL_EXPORTER_OTLP_ENDPOINT=${base}. Ctrl+C to stop.\n`,
+    `forktrace tail: receiving OTLP/HTTP at ${receiver.url} and ${receiver.metricsUrl}; send with OTEL_EXPORTER_OTLP_ENDPOINT=${base}. Ctrl+C to stop.\n`,
   );
 
   return new Promise<number>((resolve) => {
@@ -238,8 +276,9 @@ export async function tailCommand(argv: string[]): Promise<number> {
       assembler.flush();
       void receiver.close().then(() => {
         if (saveFd !== undefined) fs.closeSync(saveFd);
+        const points = pointCount === 0 ? '' : `, ${pointCount} metric point${pointCount === 1 ? '' : 's'}`;
         process.stderr.write(
-          `forktrace tail: stopped (${signal}); ${spanCount} span${spanCount === 1 ? '' : 's'}${values.json ? '' : ` in ${traceCount} trace${traceCount === 1 ? '' : 's'}`}.\n`,
+          `forktrace tail: stopped (${signal}); ${spanCount} span${spanCount === 1 ? '' : 's'}${values.json ? '' : ` in ${traceCount} trace${traceCount === 1 ? '' : 's'}`}${points}.\n`,
         );
         resolve(EXIT.ok);
       });

@@ -1,6 +1,6 @@
 /**
- * A local OTLP/HTTP trace receiver: what the test suite asserts against and
- * what `forktrace tail` prints from. It decodes real exporter traffic with the
+ * A local OTLP/HTTP trace and metrics receiver: what the test suite asserts
+ * against and what `forktrace tail` prints from. It decodes real exporter traffic with the
  * real `protobufjs` library against the OTLP schema in `./otlp-proto`.
  *
  * Wire protocol: OTLP/HTTP, opentelemetry-proto docs/specification.md
@@ -14,23 +14,42 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import type * as Protobuf from 'protobufjs';
 
-import { EXPORT_TRACE_REQUEST_TYPE, EXPORT_TRACE_RESPONSE_TYPE, OTLP_TRACE_PROTO_FILES } from './otlp-proto';
+import { flattenMetrics, metricsHexIdsToBase64, type DecodedMetricPoint, type PbMetricsRequest } from './metric-points';
+import {
+  EXPORT_METRICS_REQUEST_TYPE,
+  EXPORT_METRICS_RESPONSE_TYPE,
+  EXPORT_TRACE_REQUEST_TYPE,
+  EXPORT_TRACE_RESPONSE_TYPE,
+  OTLP_PROTO_FILES,
+} from './otlp-proto';
+import { field, hex, hexFieldsToBase64, objects, unwrapAttributes, type PbKeyValue } from './otlp-values';
+
+export type {
+  DecodedExemplar,
+  DecodedMetricPoint,
+  ExponentialBuckets,
+  MetricKind,
+  MetricTemporality,
+} from './metric-points';
 
 /** The OTLP/HTTP path for traces. */
 const TRACES_PATH = '/v1/traces';
 
+/** The OTLP/HTTP path for metrics. */
+const METRICS_PATH = '/v1/metrics';
+
 /** Default cap on both the received and the decompressed body size. */
 const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-/** Default time {@link Receiver.waitFor} waits before rejecting. */
+/** Default time {@link Receiver.waitFor} and {@link Receiver.waitForMetrics} wait before rejecting. */
 const DEFAULT_WAIT_TIMEOUT_MS = 10_000;
 
-/** How many span names a `waitFor` timeout message lists before eliding. */
+/** How many span (or metric) names a `waitFor` (`waitForMetrics`) timeout message lists before eliding. */
 const MAX_NAMES_IN_MESSAGE = 40;
 
 /** One HTTP request the receiver got, as kept in {@link Receiver.requests}. */
 export interface ReceivedRequest {
-  /** Request path without the query string, e.g. `/v1/traces`. */
+  /** Request path without the query string, e.g. `/v1/traces` or `/v1/metrics`. */
   path: string;
   /** All request headers, keys lower-case, as Node's `IncomingMessage.headers`. */
   headers: Record<string, string | string[] | undefined>;
@@ -42,8 +61,10 @@ export interface ReceivedRequest {
   wireBytes: number;
   /** Body size after decompression; 0 when the body was not decoded. */
   bodyBytes: number;
-  /** Number of spans decoded from the body. */
+  /** Number of spans decoded from the body; 0 for a metrics request. */
   spanCount: number;
+  /** Number of metric data points decoded from the body; 0 for a traces request. */
+  pointCount: number;
   /** `Date.now()` when the body had been read. */
   receivedAt: number;
   /** HTTP status the receiver answered with; 0 for a request left hanging by `respond`. */
@@ -88,6 +109,11 @@ export interface ReceivedSpan extends DecodedSpan {
   request: ReceivedRequest;
 }
 
+/** A decoded metric data point together with the HTTP request it arrived in. */
+export interface ReceivedMetricPoint extends DecodedMetricPoint {
+  request: ReceivedRequest;
+}
+
 /** The answer a {@link ReceiverOptions.respond} hook makes the receiver send. */
 export interface InjectedResponse {
   status: number;
@@ -116,16 +142,27 @@ export interface ReceiverOptions {
 export interface Receiver {
   /** The traces endpoint, e.g. `'http://127.0.0.1:4318/v1/traces'`. */
   readonly url: string;
+  /** The metrics endpoint, e.g. `'http://127.0.0.1:4318/v1/metrics'`. */
+  readonly metricsUrl: string;
   readonly port: number;
   /** Every span received since start or the last {@link reset}, in arrival order. */
   readonly spans: ReceivedSpan[];
+  /**
+   * Every metric data point received since start or the last {@link reset},
+   * in arrival order: one entry per point, with its metric's name, kind and
+   * temporality on it.
+   */
+  readonly metrics: ReceivedMetricPoint[];
   /** Every request received since start or the last {@link reset}, rejected ones included (see `status`). */
   readonly requests: ReceivedRequest[];
   /** Emitted after a request's spans have been decoded and kept. */
   on(event: 'spans', listener: (spans: ReceivedSpan[], req: ReceivedRequest) => void): this;
+  /** Emitted after a metrics request's data points have been decoded and kept. */
+  on(event: 'metrics', listener: (points: ReceivedMetricPoint[], req: ReceivedRequest) => void): this;
   /** Emitted for every request once it has been answered (or left hanging), including rejected ones. */
   on(event: 'request', listener: (req: ReceivedRequest) => void): this;
   off(event: 'spans', listener: (spans: ReceivedSpan[], req: ReceivedRequest) => void): this;
+  off(event: 'metrics', listener: (points: ReceivedMetricPoint[], req: ReceivedRequest) => void): this;
   off(event: 'request', listener: (req: ReceivedRequest) => void): this;
   /**
    * Resolves with (a copy of) all spans received so far once
@@ -134,7 +171,16 @@ export interface Receiver {
    * count and names received, or when the receiver is closed.
    */
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
-  /** Forget all kept spans and requests. */
+  /**
+   * Like {@link waitFor} for metric data points: resolves with (a copy of)
+   * all points received so far once `predicate(allPoints)` is true. The
+   * timeout message gives the point count per metric name received.
+   */
+  waitForMetrics(
+    predicate: (points: ReceivedMetricPoint[]) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReceivedMetricPoint[]>;
+  /** Forget all kept spans, metric points and requests. */
   reset(): void;
   /** Stop listening, destroy open sockets (hung requests included) and resolve once closed. */
   close(): Promise<void>;
@@ -160,9 +206,21 @@ export class OtlpRequestError extends Error {
 
 type ProtoJson = typeof import('protobufjs/ext/protojson.js');
 
-interface OtlpCodec {
+/** The two signals the receiver takes, by the OTLP/HTTP path they are posted to. */
+type Signal = 'traces' | 'metrics';
+
+interface SignalCodec {
   request: Protobuf.Type;
   response: Protobuf.Type;
+  /** The request message's short name, for error messages. */
+  requestName: string;
+  /** Rewrites OTLP/JSON's hex ids to the base64 ProtoJSON reads. */
+  fixJsonIds(json: unknown): void;
+}
+
+interface OtlpCodec {
+  traces: SignalCodec;
+  metrics: SignalCodec;
   protojson: ProtoJson;
 }
 
@@ -170,7 +228,7 @@ let codecPromise: Promise<OtlpCodec> | undefined;
 
 /**
  * Loads protobufjs and parses the schema on first use only (first
- * `startReceiver` or `decodeTraceRequest`): that costs tens of milliseconds,
+ * `startReceiver`, `decodeTraceRequest` or `decodeMetricsRequest`): that costs tens of milliseconds,
  * which a process that imports this module but never receives should not pay.
  */
 function loadCodec(): Promise<OtlpCodec> {
@@ -178,11 +236,21 @@ function loadCodec(): Promise<OtlpCodec> {
     const pb = (await import('protobufjs')).default;
     const protojson = (await import('protobufjs/ext/protojson.js')).default;
     const root = new pb.Root();
-    for (const source of OTLP_TRACE_PROTO_FILES) pb.parse(source, root);
+    for (const source of OTLP_PROTO_FILES) pb.parse(source, root);
     root.resolveAll();
     return {
-      request: root.lookupType(EXPORT_TRACE_REQUEST_TYPE),
-      response: root.lookupType(EXPORT_TRACE_RESPONSE_TYPE),
+      traces: {
+        request: root.lookupType(EXPORT_TRACE_REQUEST_TYPE),
+        response: root.lookupType(EXPORT_TRACE_RESPONSE_TYPE),
+        requestName: 'ExportTraceServiceRequest',
+        fixJsonIds: hexIdsToBase64,
+      },
+      metrics: {
+        request: root.lookupType(EXPORT_METRICS_REQUEST_TYPE),
+        response: root.lookupType(EXPORT_METRICS_RESPONSE_TYPE),
+        requestName: 'ExportMetricsServiceRequest',
+        fixJsonIds: metricsHexIdsToBase64,
+      },
       protojson,
     };
   })().catch((err: unknown) => {
@@ -250,22 +318,11 @@ async function decompress(body: Buffer, contentEncoding: string, maxBytes: numbe
   }
 }
 
-const HEX_BYTES = /^(?:[0-9a-fA-F]{2})*$/;
-
 /**
- * OTLP/JSON writes trace and span ids as hex where ProtoJSON expects base64
- * (specification.md, "JSON Protobuf Encoding"); rewrite them so protobufjs'
- * ProtoJSON reader can do the rest. Strings that are not hex are left alone,
- * so a sender that used plain ProtoJSON base64 still decodes; the two cannot
- * be confused, as base64 of 16 or 8 bytes is 24 or 12 chars, never 32 or 16.
+ * OTLP/JSON trace and span ids are hex where ProtoJSON expects base64; see
+ * {@link hexFieldsToBase64}.
  */
 function hexIdsToBase64(json: unknown): void {
-  const convert = (obj: Record<string, unknown>, keys: readonly string[]): void => {
-    for (const key of keys) {
-      const v = obj[key];
-      if (typeof v === 'string' && HEX_BYTES.test(v)) obj[key] = Buffer.from(v, 'hex').toString('base64');
-    }
-  };
   // Both spellings: ProtoJSON readers accept original field names too, and the
   // id must not be read as base64 just because the sender used snake_case.
   const spanIdKeys = ['traceId', 'trace_id', 'spanId', 'span_id', 'parentSpanId', 'parent_span_id'];
@@ -273,42 +330,14 @@ function hexIdsToBase64(json: unknown): void {
   for (const rs of objects(field(json, 'resourceSpans', 'resource_spans'))) {
     for (const ss of objects(field(rs, 'scopeSpans', 'scope_spans'))) {
       for (const span of objects(field(ss, 'spans'))) {
-        convert(span, spanIdKeys);
-        for (const link of objects(field(span, 'links'))) convert(link, linkIdKeys);
+        hexFieldsToBase64(span, spanIdKeys);
+        for (const link of objects(field(span, 'links'))) hexFieldsToBase64(link, linkIdKeys);
       }
     }
   }
 }
 
-function field(obj: unknown, ...names: string[]): unknown {
-  if (obj === null || typeof obj !== 'object') return undefined;
-  for (const name of names) {
-    const v = (obj as Record<string, unknown>)[name];
-    if (v !== undefined) return v;
-  }
-  return undefined;
-}
-
-function objects(v: unknown): Array<Record<string, unknown>> {
-  if (!Array.isArray(v)) return [];
-  return v.filter((x): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x));
-}
-
-/** protobufjs `toObject` output for the request; only what flattening reads. */
-interface PbAnyValue {
-  value?: string;
-  stringValue?: string;
-  boolValue?: boolean;
-  intValue?: bigint;
-  doubleValue?: number;
-  arrayValue?: { values?: PbAnyValue[] };
-  kvlistValue?: { values?: PbKeyValue[] };
-  bytesValue?: Uint8Array;
-}
-interface PbKeyValue {
-  key?: string;
-  value?: PbAnyValue;
-}
+/** protobufjs `toObject` output for the trace request; only what flattening reads. */
 interface PbSpan {
   traceId?: Uint8Array;
   spanId?: Uint8Array;
@@ -339,40 +368,6 @@ const TO_OBJECT_OPTIONS: Protobuf.IConversionOptions = {
   // string / false / 0 is told apart from an empty AnyValue.
   oneofs: true,
 };
-
-function hex(bytes: Uint8Array | undefined): string {
-  return bytes === undefined ? '' : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
-
-function toNumberIfSafe(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
-
-function unwrapAnyValue(v: PbAnyValue | undefined): unknown {
-  switch (v?.value) {
-    case 'stringValue':
-      return v.stringValue ?? '';
-    case 'boolValue':
-      return v.boolValue ?? false;
-    case 'intValue':
-      return toNumberIfSafe(v.intValue ?? 0n);
-    case 'doubleValue':
-      return v.doubleValue ?? 0;
-    case 'arrayValue':
-      return (v.arrayValue?.values ?? []).map(unwrapAnyValue);
-    case 'kvlistValue':
-      return unwrapAttributes(v.kvlistValue?.values);
-    case 'bytesValue':
-      return v.bytesValue ?? new Uint8Array(0);
-    default:
-      return null;
-  }
-}
-
-function unwrapAttributes(kvs: PbKeyValue[] | undefined): Record<string, unknown> {
-  // fromEntries defines own properties, so a "__proto__" key stays data.
-  return Object.fromEntries((kvs ?? []).map((kv) => [kv.key ?? '', unwrapAnyValue(kv.value)]));
-}
 
 function flatten(request: PbRequest): DecodedSpan[] {
   const out: DecodedSpan[] = [];
@@ -413,18 +408,20 @@ function flatten(request: PbRequest): DecodedSpan[] {
   return out;
 }
 
-interface DecodeResult {
-  spans: DecodedSpan[];
+/** A request body decoded to protobufjs' `toObject` form, before flattening. */
+interface DecodedBody {
+  obj: unknown;
   bodyBytes: number;
   kind: MediaKind;
 }
 
 async function decodeBody(
+  signal: Signal,
   body: Buffer,
   contentType: string,
   contentEncoding: string,
   maxBytes: number,
-): Promise<DecodeResult> {
+): Promise<DecodedBody> {
   const kind = mediaKind(contentType);
   if (kind === undefined) {
     throw new OtlpRequestError(
@@ -433,26 +430,26 @@ async function decodeBody(
     );
   }
   const codec = await loadCodec();
+  const sc = codec[signal];
   const raw = await decompress(body, contentEncoding, maxBytes);
   let message: Protobuf.Message;
   if (kind === 'protobuf') {
     try {
-      message = codec.request.decode(raw);
+      message = sc.request.decode(raw);
     } catch (err) {
-      throw new OtlpRequestError(400, `invalid protobuf ExportTraceServiceRequest: ${(err as Error).message}`);
+      throw new OtlpRequestError(400, `invalid protobuf ${sc.requestName}: ${(err as Error).message}`);
     }
   } else {
     try {
       const json: unknown = JSON.parse(raw.toString('utf8'));
-      hexIdsToBase64(json);
+      sc.fixJsonIds(json);
       // Unknown fields must be ignored (specification.md, "JSON Protobuf Encoding").
-      message = codec.protojson.fromJson(codec.request, json, { ignoreUnknownFields: true });
+      message = codec.protojson.fromJson(sc.request, json, { ignoreUnknownFields: true });
     } catch (err) {
-      throw new OtlpRequestError(400, `invalid JSON ExportTraceServiceRequest: ${(err as Error).message}`);
+      throw new OtlpRequestError(400, `invalid JSON ${sc.requestName}: ${(err as Error).message}`);
     }
   }
-  const obj = codec.request.toObject(message, TO_OBJECT_OPTIONS) as PbRequest;
-  return { spans: flatten(obj), bodyBytes: raw.length, kind };
+  return { obj: sc.request.toObject(message, TO_OBJECT_OPTIONS), bodyBytes: raw.length, kind };
 }
 
 /**
@@ -469,7 +466,27 @@ export async function decodeTraceRequest(
   contentType: string,
   contentEncoding: string,
 ): Promise<DecodedSpan[]> {
-  return (await decodeBody(body, contentType, contentEncoding, DEFAULT_MAX_BODY_BYTES)).spans;
+  const decoded = await decodeBody('traces', body, contentType, contentEncoding, DEFAULT_MAX_BODY_BYTES);
+  return flatten(decoded.obj as PbRequest);
+}
+
+/**
+ * Decodes one OTLP/HTTP metrics export body (ExportMetricsServiceRequest)
+ * into one entry per data point, without a server.
+ *
+ * @param body The request body as received.
+ * @param contentType The `content-type` header: `application/x-protobuf` or `application/json` (parameters ignored).
+ * @param contentEncoding The `content-encoding` header: `''`/`identity`, `gzip` or `deflate`.
+ * @throws {OtlpRequestError} with `statusCode` 400 for an undecodable body, 413 for
+ *   one that decompresses beyond 32 MiB, 415 for an unsupported type or encoding.
+ */
+export async function decodeMetricsRequest(
+  body: Buffer,
+  contentType: string,
+  contentEncoding: string,
+): Promise<DecodedMetricPoint[]> {
+  const decoded = await decodeBody('metrics', body, contentType, contentEncoding, DEFAULT_MAX_BODY_BYTES);
+  return flattenMetrics(decoded.obj as PbMetricsRequest);
 }
 
 // ---------------------------------------------------------------------------
@@ -512,18 +529,31 @@ function describeSpans(spans: readonly ReceivedSpan[], requests: number): string
   );
 }
 
+function describeMetrics(points: readonly ReceivedMetricPoint[], requests: number): string {
+  const perName = new Map<string, number>();
+  for (const p of points) perName.set(p.name, (perName.get(p.name) ?? 0) + 1);
+  const names = [...perName].slice(0, MAX_NAMES_IN_MESSAGE).map(([name, n]) => `${JSON.stringify(name)} (${n})`);
+  const more = perName.size > MAX_NAMES_IN_MESSAGE ? `, … ${perName.size - MAX_NAMES_IN_MESSAGE} more` : '';
+  return (
+    `received ${points.length} metric point(s) in ${requests} request(s)` +
+    (points.length > 0 ? `, points per metric: [${names.join(', ')}${more}]` : '')
+  );
+}
+
 interface Waiter {
   check(): void;
-  fail(err: Error): void;
+  /** Rejects with `reason` followed by what was received. */
+  fail(reason: string): void;
 }
 
 class ReceiverImpl extends EventEmitter implements Receiver {
   readonly spans: ReceivedSpan[] = [];
+  readonly metrics: ReceivedMetricPoint[] = [];
   readonly requests: ReceivedRequest[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly waiters = new Set<Waiter>();
   private closing: Promise<void> | undefined;
-  private address = { url: '', port: 0 };
+  private address = { url: '', metricsUrl: '', port: 0 };
 
   constructor(
     private readonly server: http.Server,
@@ -542,7 +572,7 @@ class ReceiverImpl extends EventEmitter implements Receiver {
           this.sendText(res, 500, `receiver error: ${(err as Error).message}`);
           return;
         }
-        // Once answered, the only thing left to throw is a 'spans'/'request'
+        // Once answered, the only thing left to throw is a 'spans'/'metrics'/'request'
         // listener; surface it as an uncaught exception, as an EventEmitter
         // used from an I/O callback would, rather than swallow it.
         process.nextTick(() => {
@@ -556,6 +586,10 @@ class ReceiverImpl extends EventEmitter implements Receiver {
     return this.address.url;
   }
 
+  get metricsUrl(): string {
+    return this.address.metricsUrl;
+  }
+
   get port(): number {
     return this.address.port;
   }
@@ -563,35 +597,54 @@ class ReceiverImpl extends EventEmitter implements Receiver {
   /** Called once by startReceiver when the server is listening. */
   listening(host: string): void {
     const { port } = this.server.address() as AddressInfo;
-    this.address = {
-      url: `http://${host.includes(':') ? `[${host}]` : host}:${port}${TRACES_PATH}`,
-      port,
-    };
+    const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.address = { url: `${origin}${TRACES_PATH}`, metricsUrl: `${origin}${METRICS_PATH}`, port };
   }
 
   waitFor(predicate: (spans: ReceivedSpan[]) => boolean, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS): Promise<ReceivedSpan[]> {
-    return new Promise<ReceivedSpan[]>((resolve, reject) => {
+    return this.wait(
+      'waitFor',
+      this.spans,
+      () => describeSpans(this.spans, this.requests.length),
+      predicate,
+      timeoutMs,
+    );
+  }
+
+  waitForMetrics(
+    predicate: (points: ReceivedMetricPoint[]) => boolean,
+    timeoutMs = DEFAULT_WAIT_TIMEOUT_MS,
+  ): Promise<ReceivedMetricPoint[]> {
+    const describe = (): string => describeMetrics(this.metrics, this.requests.length);
+    return this.wait('waitForMetrics', this.metrics, describe, predicate, timeoutMs);
+  }
+
+  /** `items` is the live array (reset empties it in place), checked now and after every decoded request. */
+  private wait<T>(
+    method: string,
+    items: T[],
+    describe: () => string,
+    predicate: (items: T[]) => boolean,
+    timeoutMs: number,
+  ): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
       const settle = (err?: Error): void => {
         this.waiters.delete(waiter);
         clearTimeout(timer);
         if (err) reject(err);
-        else resolve(this.spans.slice());
+        else resolve(items.slice());
       };
       const waiter: Waiter = {
         check: () => {
           try {
-            if (predicate(this.spans)) settle();
+            if (predicate(items)) settle();
           } catch (err) {
             settle(err as Error);
           }
         },
-        fail: settle,
+        fail: (reason) => settle(new Error(`${reason}; ${describe()}`)),
       };
-      const timer = setTimeout(() => {
-        settle(
-          new Error(`waitFor timed out after ${timeoutMs} ms; ${describeSpans(this.spans, this.requests.length)}`),
-        );
-      }, timeoutMs);
+      const timer = setTimeout(() => waiter.fail(`${method} timed out after ${timeoutMs} ms`), timeoutMs);
       this.waiters.add(waiter);
       waiter.check();
     });
@@ -599,14 +652,13 @@ class ReceiverImpl extends EventEmitter implements Receiver {
 
   reset(): void {
     this.spans.length = 0;
+    this.metrics.length = 0;
     this.requests.length = 0;
   }
 
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
-      for (const w of [...this.waiters]) {
-        w.fail(new Error(`receiver closed while waiting; ${describeSpans(this.spans, this.requests.length)}`));
-      }
+      for (const w of [...this.waiters]) w.fail('receiver closed while waiting');
       this.server.close(() => resolve());
       // server.close() alone waits for keep-alive and hung requests to end.
       for (const socket of this.sockets) socket.destroy();
@@ -631,6 +683,7 @@ class ReceiverImpl extends EventEmitter implements Receiver {
       wireBytes,
       bodyBytes: 0,
       spanCount: 0,
+      pointCount: 0,
       receivedAt: Date.now(),
       status,
       ...(error === undefined ? {} : { error }),
@@ -650,8 +703,10 @@ class ReceiverImpl extends EventEmitter implements Receiver {
       return;
     }
 
-    if (path !== TRACES_PATH) {
-      this.reject(res, 404, `not found: ${path}; OTLP traces go to POST ${TRACES_PATH}`, base(0, 404));
+    const signal: Signal | undefined = path === TRACES_PATH ? 'traces' : path === METRICS_PATH ? 'metrics' : undefined;
+    if (signal === undefined) {
+      const msg = `not found: ${path}; OTLP traces go to POST ${TRACES_PATH}, metrics to POST ${METRICS_PATH}`;
+      this.reject(res, 404, msg, base(0, 404));
       return;
     }
     if (req.method !== 'POST') {
@@ -674,27 +729,45 @@ class ReceiverImpl extends EventEmitter implements Receiver {
     const body = await this.readOrReject(req, res, base);
     if (body === undefined) return;
 
-    let decoded: DecodeResult;
+    let decoded: DecodedBody;
     try {
-      decoded = await decodeBody(body, contentType, contentEncoding, this.maxBodyBytes);
+      decoded = await decodeBody(signal, body, contentType, contentEncoding, this.maxBodyBytes);
     } catch (err) {
       if (!(err instanceof OtlpRequestError)) throw err;
       this.reject(res, err.statusCode, err.message, base(body.length, err.statusCode));
       return;
     }
 
-    const request: ReceivedRequest = {
-      ...base(body.length, 200),
-      bodyBytes: decoded.bodyBytes,
-      spanCount: decoded.spans.length,
-    };
-    const received = decoded.spans.map((s): ReceivedSpan => ({ ...s, request }));
-    this.spans.push(...received);
+    const ok = { ...base(body.length, 200), bodyBytes: decoded.bodyBytes };
+    if (signal === 'traces') {
+      const spans = flatten(decoded.obj as PbRequest);
+      const request: ReceivedRequest = { ...ok, spanCount: spans.length };
+      const received = spans.map((s): ReceivedSpan => ({ ...s, request }));
+      this.spans.push(...received);
+      this.answer(res, signal, decoded.kind);
+      this.record(request);
+      this.emit('spans', received, request);
+    } else {
+      const points = flattenMetrics(decoded.obj as PbMetricsRequest);
+      const request: ReceivedRequest = { ...ok, pointCount: points.length };
+      const received = points.map((p): ReceivedMetricPoint => ({ ...p, request }));
+      this.metrics.push(...received);
+      this.answer(res, signal, decoded.kind);
+      this.record(request);
+      this.emit('metrics', received, request);
+    }
+    for (const w of [...this.waiters]) w.check();
+  }
 
-    // An empty ExportTraceServiceResponse: no partial_success means all
-    // spans were accepted (specification.md, "Full Success").
-    if (decoded.kind === 'protobuf') {
-      const payload = this.codec.response.encode(this.codec.response.create({})).finish();
+  /**
+   * An empty ExportTraceServiceResponse or ExportMetricsServiceResponse: no
+   * partial_success means everything was accepted (specification.md, "Full
+   * Success").
+   */
+  private answer(res: http.ServerResponse, signal: Signal, kind: MediaKind): void {
+    if (kind === 'protobuf') {
+      const response = this.codec[signal].response;
+      const payload = response.encode(response.create({})).finish();
       res.writeHead(200, {
         'content-type': 'application/x-protobuf',
         'content-length': payload.length,
@@ -704,10 +777,6 @@ class ReceiverImpl extends EventEmitter implements Receiver {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 });
       res.end('{}');
     }
-
-    this.record(request);
-    this.emit('spans', received, request);
-    for (const w of [...this.waiters]) w.check();
   }
 
   /** Reads the body, or answers 413 and returns undefined when it is too large. */
@@ -755,13 +824,16 @@ class ReceiverImpl extends EventEmitter implements Receiver {
 }
 
 /**
- * Starts an OTLP/HTTP trace receiver (POST `/v1/traces`, protobuf or JSON,
- * gzip/deflate/identity) and resolves once it is listening.
+ * Starts an OTLP/HTTP receiver for traces (POST `/v1/traces`) and metrics
+ * (POST `/v1/metrics`), protobuf or JSON, gzip/deflate/identity, and
+ * resolves once it is listening.
  *
  * @example
  * const receiver = await startReceiver();
  * process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = receiver.url;
+ * process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = receiver.metricsUrl;
  * const spans = await receiver.waitFor((s) => s.some((x) => x.name === 'GET /'));
+ * const points = await receiver.waitForMetrics((p) => p.some((x) => x.name === 'http.server.request.duration'));
  * await receiver.close();
  */
 export async function startReceiver(options: ReceiverOptions = {}): Promise<Receiver> {
