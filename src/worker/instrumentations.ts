@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import type { Context } from '@opentelemetry/api';
+import { context as otelContext, type Context } from '@opentelemetry/api';
+import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { ResolvedConfig } from '../config/types';
@@ -101,6 +102,11 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
                 const p = q >= 0 ? url.slice(0, q) : url;
                 return excluded.some((r) => r.test(p));
               },
+        // instrumentation-http (0.301) records http.client.request.duration even for a request
+        // made with tracing suppressed, which is how the SDK sends its exports: every span and
+        // metrics export would count as a request of the app's. Such a request is left alone.
+        ignoreOutgoingRequestHook:
+          config.metrics.exporters.length === 0 ? undefined : () => isTracingSuppressed(otelContext.active()),
       }),
     );
   }
