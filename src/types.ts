@@ -7,7 +7,7 @@
 export type ExporterName = 'otlp' | 'console' | 'none';
 
 /** Where metrics go. */
-export type MetricsExporterName = 'otlp' | 'console' | 'none';
+export type MetricsExporterName = 'otlp' | 'prometheus' | 'console' | 'none';
 
 /**
  * How OTLP metrics report sums and histograms (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`):
@@ -194,6 +194,22 @@ export interface ForktraceOptions {
     exportIntervalMillis?: number;
     /** How long one export may take, retries included, in ms; never above the interval. Default 30000; env `OTEL_METRIC_EXPORT_TIMEOUT`. */
     exportTimeoutMillis?: number;
+    /**
+     * The Prometheus scrape endpoint (`exporters: ['prometheus']`): one per pm2 app or
+     * node:cluster, reporting the sum over its workers, dead workers' totals included.
+     */
+    prometheus?: {
+      /** Default `localhost`; env `OTEL_EXPORTER_PROMETHEUS_HOST`. */
+      host?: string;
+      /** Default 9464; env `OTEL_EXPORTER_PROMETHEUS_PORT`. Give each app its own. */
+      port?: number;
+      /** Metric name prefix. Default none; env `FORKTRACE_PROMETHEUS_PREFIX`. @example 'shop' */
+      prefix?: string;
+      /** Exemplars (trace and span id) in the OpenMetrics format. Default false; env `FORKTRACE_PROMETHEUS_EXEMPLARS`. */
+      exemplars?: boolean;
+      /** Absolute path of the workers' shared state folder. Default `forktrace-metrics-<uid>/<port>` in `os.tmpdir()`; env `FORKTRACE_PROMETHEUS_DIR`. */
+      dir?: string;
+    };
   };
 }
 

@@ -166,6 +166,35 @@ test("the app's own counter through @opentelemetry/api, exported by the timer, d
   }
 });
 
+test('a crash and process.exit(): the metrics since the last export are sent from the exit, with the spans', async () => {
+  for (const [how, path_, code] of [
+    ['crash', '/crash', 1],
+    ['exit', '/exit?code=3', 3],
+  ]) {
+    receiver.reset();
+    const app = spawnNode(['--require', REGISTER_CJS, path.join(ROOT, 'test', 'fixtures', 'crash-app.js')], {
+      env: {
+        OTEL_SERVICE_NAME: `metrics-${how}`,
+        OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+        OTEL_METRICS_EXPORTER: 'otlp',
+        OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+      },
+    });
+    const { listening: port } = await app.ready;
+    for (let i = 0; i < 5; i++) await get(`http://127.0.0.1:${port}/hello`);
+    await get(`http://127.0.0.1:${port}${path_}`).catch(() => undefined);
+    const exit = await app.exited;
+    assert.equal(exit.code, code, `${how}: the exit code is the app's own`);
+    const hello = latest(receiver.metrics, SERVER_DURATION).filter((p) => p.attributes['http.route'] === '/hello');
+    assert.equal(countOf(hello), 5, `${how}: the five requests before it`);
+    if (how === 'exit') {
+      const answered = latest(receiver.metrics, SERVER_DURATION).filter((p) => p.attributes['http.route'] === '/exit');
+      assert.equal(countOf(answered), 1, 'the request answered just before process.exit()');
+    }
+    assert.doesNotMatch(app.stderr, /forktrace: warning/);
+  }
+});
+
 test('metrics are off by default: nothing is sent to /v1/metrics and the status line does not mention them', async () => {
   receiver.reset();
   const app = spawnNode(['--require', REGISTER_CJS, path.join(EXAMPLE, 'server.js')], {

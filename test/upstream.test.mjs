@@ -138,6 +138,31 @@ const CHECKS = {
       'the queued spans are no longer in _finishedSpans: an exit would send only the spans in flight',
     );
   },
+  'MetricReader._sdkMetricProducer collection path': () => {
+    // A crash writes the Prometheus totals synchronously, through the SDK's storages.
+    const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');
+    const { collectNow } = require('../dist/worker/prometheus.js');
+    const reader = new (class extends MetricReader {
+      onForceFlush() {
+        return Promise.resolve();
+      }
+      onShutdown() {
+        return Promise.resolve();
+      }
+    })();
+    const meter = new MeterProvider({ readers: [reader] }).getMeter('upstream-test');
+    meter.createCounter('c').add(3, { k: 'v' });
+    meter.createHistogram('h').record(0.2);
+    const rm = collectNow(reader);
+    assert.ok(rm, 'collectNow found no collector: the internals it walks have moved');
+    const metrics = rm.scopeMetrics.flatMap((s) => s.metrics);
+    assert.deepEqual(
+      metrics.map((m) => [m.descriptor.name, m.dataPoints.length]),
+      [['c', 1], ['h', 1]],
+    );
+    assert.equal(metrics[0].dataPoints[0].value, 3);
+    assert.equal(metrics[1].dataPoints[0].value.count, 1);
+  },
   'BatchSpanProcessor selfObsMeterProvider queue_full counter': async () => {
     const stats = zeroExportStats();
     const exporter = { export: () => {}, shutdown: () => Promise.resolve() };

@@ -204,6 +204,37 @@ export const absolutePathOrNone: Parser<string | false> = {
   },
 };
 
+export const absolutePath: Parser<string> = {
+  accepted: 'an absolute path',
+  parse: (raw) => (path.isAbsolute(raw) ? path.normalize(raw) : undefined),
+  check: (option, value) => {
+    if (typeof value !== 'string' || !path.isAbsolute(value))
+      throw new TypeError(`\`${option}\` must be an absolute path.`);
+  },
+};
+
+/** A host name or address to listen on: letters, digits, dots, colons, hyphens. */
+export const listenHost: Parser<string> = {
+  accepted: 'a host name or IP address, e.g. localhost, 127.0.0.1 or 0.0.0.0',
+  parse: (raw) => (/^[A-Za-z0-9.:-]+$/.test(raw.trim()) ? raw.trim() : undefined),
+  check: (option, value) => {
+    if (typeof value !== 'string' || !/^[A-Za-z0-9.:-]+$/.test(value))
+      throw new TypeError(`\`${option}\` must be a host name or IP address, e.g. '127.0.0.1'.`);
+  },
+};
+
+/** A Prometheus metric name prefix: empty, or [a-zA-Z_][a-zA-Z0-9_]*. */
+export const metricPrefix: Parser<string> = {
+  accepted: 'letters, digits and underscores, not starting with a digit',
+  parse: (raw) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(raw.trim()) ? raw.trim() : undefined),
+  check: (option, value) => {
+    if (typeof value !== 'string' || !/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(value))
+      throw new TypeError(
+        `\`${option}\` must be letters, digits and underscores, not starting with a digit, e.g. 'shop'.`,
+      );
+  },
+};
+
 // Option checks of the settings resolved by functions of their own (resolve.ts).
 
 export function checkNonEmptyString(option: string, value: unknown): void {

@@ -263,6 +263,20 @@ function resolveMetrics(
     exportIntervalMillis,
     // The SDK's reader refuses a deadline above the interval; clamp it as the reader would.
     exportTimeoutMillis: Math.min(v.metricsExportTimeoutMillis, exportIntervalMillis),
+    prometheus: {
+      host: v.prometheusHost,
+      port: v.prometheusPort,
+      prefix: v.prometheusPrefix,
+      exemplars: v.prometheusExemplars,
+      // Per user and per port: the workers answering one port share it, whatever their app.
+      dir:
+        v.prometheusDir ??
+        path.join(
+          r.host.tmpdir ?? os.tmpdir(),
+          `forktrace-metrics-${r.host.user ?? defaultUser()}`,
+          String(v.prometheusPort),
+        ),
+    },
   };
 }
 

@@ -30,7 +30,10 @@ import {
   checkInstrumentations,
   checkNonEmptyString,
   headerName,
+  absolutePath,
+  listenHost,
   listOf,
+  metricPrefix,
   oneOf,
   ratio,
   secretText,
@@ -55,7 +58,7 @@ const SAMPLERS: readonly SamplerName[] = [
 const LOG_LEVELS: readonly LogLevelName[] = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];
 const EXPRESS_LAYERS: readonly ExpressLayerName[] = ['request_handler', 'middleware', 'router'];
 const EXIT_DELIVERIES: readonly ExitDeliveryName[] = ['send', 'spool', 'off'];
-const METRICS_EXPORTERS: readonly MetricsExporterName[] = ['otlp', 'console', 'none'];
+const METRICS_EXPORTERS: readonly MetricsExporterName[] = ['otlp', 'prometheus', 'console', 'none'];
 const TEMPORALITIES: readonly MetricsTemporalityName[] = ['cumulative', 'delta', 'lowmemory'];
 /** Request body compression and timeout: the traces' settings, and the metrics' own, which default to them. */
 export const COMPRESSION = oneOf(['gzip', 'none'] as const);
@@ -368,7 +371,7 @@ export const SETTINGS = table({
     option: 'metrics.exporters',
     env: ['OTEL_METRICS_EXPORTER'],
     parser: listOf(METRICS_EXPORTERS, {
-      accepted: 'otlp, console, none, or a comma list such as otlp,console',
+      accepted: 'otlp, prometheus, console, none, or a comma list such as otlp,prometheus',
       unique: true,
       noneIsEmpty: true,
     }),
@@ -376,7 +379,7 @@ export const SETTINGS = table({
     fallback: 'none',
     defaultDoc: '`none`',
     label: 'metrics exporters',
-    doc: 'Where metrics go: `otlp`, `console`, `none`, or a list. Off by default (see "Metrics"): a vendor may bill for them.',
+    doc: 'Where metrics go: `otlp`, `prometheus` (one scrape endpoint for all workers), `console`, `none`, or a list. Off by default (see "Metrics"): a vendor may bill for them.',
     show: (c) => (c.metrics.exporters.length === 0 ? ['none'] : c.metrics.exporters),
   },
   metricsEndpoint: {
@@ -443,6 +446,49 @@ export const SETTINGS = table({
     label: 'metrics export deadline (ms)',
     doc: 'How long one metrics export may take, retries included; never above the interval.',
     show: (c) => c.metrics.exportTimeoutMillis,
+  },
+  prometheusHost: {
+    option: 'metrics.prometheus.host',
+    env: ['OTEL_EXPORTER_PROMETHEUS_HOST'],
+    parser: listenHost,
+    default: 'localhost',
+    label: 'Prometheus host',
+    doc: 'The address the scrape endpoint listens on.',
+  },
+  prometheusPort: {
+    option: 'metrics.prometheus.port',
+    env: ['OTEL_EXPORTER_PROMETHEUS_PORT'],
+    parser: wholeNumber(1, 65_535),
+    default: 9464,
+    label: 'Prometheus port',
+    doc: "The scrape endpoint's port, shared by all workers of a pm2 app or node:cluster; give each app its own.",
+  },
+  prometheusPrefix: {
+    option: 'metrics.prometheus.prefix',
+    env: ['FORKTRACE_PROMETHEUS_PREFIX'],
+    parser: metricPrefix,
+    default: '',
+    defaultDoc: 'none',
+    label: 'Prometheus name prefix',
+    doc: 'Prepended to every metric name with `_`, e.g. `shop` gives `shop_http_server_request_duration_seconds`.',
+  },
+  prometheusExemplars: {
+    option: 'metrics.prometheus.exemplars',
+    env: ['FORKTRACE_PROMETHEUS_EXEMPLARS'],
+    parser: bool,
+    default: false,
+    label: 'Prometheus exemplars',
+    doc: "`true`: histogram buckets and counters carry the trace and span id of a sampled request, when the scraper asks for OpenMetrics (Prometheus's `--enable-feature=exemplar-storage`).",
+  },
+  prometheusDir: {
+    option: 'metrics.prometheus.dir',
+    env: ['FORKTRACE_PROMETHEUS_DIR'],
+    parser: absolutePath,
+    default: undefined,
+    defaultDoc: '`forktrace-metrics-<uid>/<port>` in `os.tmpdir()`',
+    label: 'Prometheus state folder',
+    doc: "Where each worker keeps its totals for the scrape, and a dead worker's stay: an absolute path, one per scrape port.",
+    show: (c) => c.metrics.prometheus.dir,
   },
 });
 

@@ -75,6 +75,17 @@ export interface MetricsConfig {
   exportIntervalMillis: number;
   /** Never above `exportIntervalMillis`. */
   exportTimeoutMillis: number;
+  prometheus: PrometheusConfig;
+}
+
+/** The scrape endpoint the workers of one app share. */
+export interface PrometheusConfig {
+  host: string;
+  port: number;
+  prefix: string;
+  exemplars: boolean;
+  /** Absolute path of the folder the workers keep their totals in. */
+  dir: string;
 }
 
 /** The resolved configuration: plain data, built only by `resolveConfig`. */

@@ -95,6 +95,12 @@ export interface ExitDeliveryOptions {
   >;
   open: OpenSpans;
   backlog(): Backlog;
+  /**
+   * The OTLP metrics recorded since their last export, serialized, and where they go: sent after
+   * the spans, within the same deadline, and never spooled (the next start is another worker,
+   * with series of its own).
+   */
+  metrics?(): { body: Uint8Array; endpoint: string; headers: Record<string, string>; compression: 'gzip' | 'none'; certificateFile?: string } | undefined;
   logger: Logger;
   /**
    * When a stop (a signal, pm2's message, cluster disconnect) began, if one did: an app with its
@@ -191,6 +197,36 @@ function endOpenSpans(open: OpenSpans): void {
 
 function deliverAtExit(o: ExitDeliveryOptions): void {
   const started = Date.now();
+  deliverSpansAtExit(o, started);
+  if (o.config.exitDelivery === 'send') deliverMetricsAtExit(o, started);
+}
+
+/** What is left of the stop deadline, counted from the stop if one began, less the spool's reserve. */
+function budgetLeft(o: ExitDeliveryOptions, started: number): { budget: number; since: number } {
+  const since = Math.min(started, o.stopStartedAt() ?? started);
+  return { budget: o.config.shutdownTimeoutMillis - (Date.now() - since) - SPOOL_RESERVE_MS, since };
+}
+
+function deliverMetricsAtExit(o: ExitDeliveryOptions, started: number): void {
+  const m = o.metrics?.();
+  if (m === undefined) return;
+  const { budget } = budgetLeft(o, started);
+  const gzip = m.compression === 'gzip';
+  const target: PostTarget = {
+    url: m.endpoint,
+    headers: m.headers,
+    encoding: gzip ? 'gzip' : 'identity',
+    ...(m.certificateFile ? { certificateFile: m.certificateFile } : {}),
+    timeoutMillis: budget,
+  };
+  const outcome =
+    budget >= MIN_SEND_MS
+      ? sendSync(target, gzip ? zlib.gzipSync(m.body) : m.body, budget)
+      : { result: 'failed', why: `the ${o.config.shutdownTimeoutMillis} ms stop deadline left no time to send` };
+  if (outcome.result !== 'delivered') o.logger.warn(exitMessages.metricsLost(m.endpoint, outcome.why));
+}
+
+function deliverSpansAtExit(o: ExitDeliveryOptions, started: number): void {
   const { config, logger } = o;
   endOpenSpans(o.open);
   const { otlp, others } = o.backlog();
@@ -206,8 +242,7 @@ function deliverAtExit(o: ExitDeliveryOptions): void {
 
   let why: string | undefined;
   if (config.exitDelivery === 'send') {
-    const since = Math.min(started, o.stopStartedAt() ?? started);
-    const budget = config.shutdownTimeoutMillis - (Date.now() - since) - SPOOL_RESERVE_MS;
+    const { budget, since } = budgetLeft(o, started);
     const target: PostTarget = {
       url: config.endpoint,
       headers: config.headers,

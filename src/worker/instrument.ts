@@ -255,6 +255,23 @@ function start(
         open: pipeline.open,
         logger,
         backlog: () => backlog(exporters, pipeline.batchers),
+        ...(metrics && config.metrics.exporters.includes('otlp')
+          ? {
+              metrics: () => {
+                const body = metrics.atExit();
+                const m = config.metrics;
+                return body === undefined
+                  ? undefined
+                  : {
+                      body,
+                      endpoint: m.endpoint,
+                      headers: m.headers,
+                      compression: m.compression,
+                      ...(m.certificateFile ? { certificateFile: m.certificateFile } : {}),
+                    };
+              },
+            }
+          : {}),
         stopStartedAt: () => stopStartedAt,
       })
     : () => undefined;
@@ -321,6 +338,13 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
   const { startMetrics } = require('./metrics') as typeof import('./metrics');
   return startMetrics(config.metrics, resource, {
     mysql2: config.instrumentations.mysql2,
+    logger,
+    service: config.serviceName,
+    targetInfo: {
+      'service.name': config.serviceName,
+      ...(config.serviceVersion === undefined ? {} : { 'service.version': config.serviceVersion }),
+      ...(config.environment === undefined ? {} : { 'deployment.environment.name': config.environment }),
+    },
     onFailure: (error) => {
       const d = describeExportError(error);
       logger.warnRateLimited(`metrics:${d.kind}`, statusMessages.metricsExportFailed(config.metrics.endpoint, d.text));
@@ -331,8 +355,11 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
 /** What the status line adds when metrics are on: where, and how often. */
 function metricsStatus(config: ResolvedConfig): string {
   const m = config.metrics;
-  const to = m.exporters.map((e) => (e === 'otlp' ? m.endpoint : e)).join(' + ');
-  return statusMessages.metricsTo(to, m.exportIntervalMillis);
+  const pushed = m.exporters.filter((e) => e !== 'prometheus').map((e) => (e === 'otlp' ? m.endpoint : e));
+  return (
+    (pushed.length > 0 ? statusMessages.metricsTo(pushed.join(' + '), m.exportIntervalMillis) : '') +
+    (m.exporters.includes('prometheus') ? statusMessages.metricsScraped(m.prometheus.host, m.prometheus.port) : '')
+  );
 }
 
 interface Pipeline {

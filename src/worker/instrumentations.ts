@@ -4,6 +4,7 @@ import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { ResolvedConfig } from '../config/types';
+import { onUntracedServer } from './untraced-servers';
 
 /** Query parameters whose values are replaced in URL attributes (matched case-insensitively). */
 export const SENSITIVE_QUERY_KEY = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|^code$/i;
@@ -94,9 +95,10 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
           ? (require('./express-route') as typeof import('./express-route')).trackExpressRoute
           : undefined,
         ignoreIncomingRequestHook:
-          excluded.length === 0
+          excluded.length === 0 && !config.metrics.exporters.includes('prometheus')
             ? undefined
             : (req: IncomingMessage) => {
+                if (onUntracedServer(req)) return true;
                 const url = req.url ?? '/';
                 const q = url.indexOf('?');
                 const p = q >= 0 ? url.slice(0, q) : url;

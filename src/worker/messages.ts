@@ -49,8 +49,13 @@ export const statusMessages = {
     `export to ${endpoint} failed: ${why}. ${spans} span(s) dropped; ${stats.dropped} since start (delivered ${stats.delivered}).`,
   metricsExportFailed: (endpoint: string, why: string) =>
     `metrics export to ${endpoint} failed: ${why}. The next export sends them again if temporality is cumulative.`,
+  prometheusListenFailed: (host: string, port: number, code: string) =>
+    `the Prometheus endpoint cannot listen on ${host}:${port} (${code}): no scrape endpoint in this process. Set OTEL_EXPORTER_PROMETHEUS_PORT to a free port.`,
+  prometheusShared: (port: number, service: string, others: string[]) =>
+    `port ${port} serves the Prometheus metrics of ${service} and also ${others.join(', ')}: a scrape answers for whichever app's worker takes it. Give each app its own OTEL_EXPORTER_PROMETHEUS_PORT.`,
   /** Added to the status line when metrics are on. */
   metricsTo: (to: string, intervalMillis: number) => `; metrics to ${to} every ${intervalMillis / 1000} s`,
+  metricsScraped: (host: string, port: number) => `; metrics for Prometheus at http://${host}:${port}/metrics`,
   stopDeadline: (why: string, left: number, deadline: number, took: number) =>
     `${why}: ${left} span(s) not delivered within the ${deadline} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); took ${took} ms.`,
   /** Upstream warnings that repeat with every batch, said once per interval in forktrace's words. */
@@ -97,6 +102,8 @@ export const exitMessages = {
   lost: (spans: number, why: string) => `exit: ${spans} span(s) lost: ${why}.`,
   rejected: (spans: number, endpoint: string, why: string) =>
     `exit: ${spans} span(s) refused by ${endpoint} (${why}); not kept.`,
+  metricsLost: (endpoint: string, why: string) =>
+    `exit: the metrics recorded since the last export were not sent to ${endpoint} (${why}); they are lost.`,
 } as const;
 
 /** The lines the spool prints at a start. */

@@ -23,6 +23,7 @@ import {
   ConsoleMetricExporter,
   InstrumentType,
   MeterProvider,
+  MetricReader,
   PeriodicExportingMetricReader,
   type PushMetricExporter,
   type ResourceMetrics,
@@ -30,7 +31,9 @@ import {
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { MetricsConfig } from '../config/types';
 import type { MetricsTemporalityName } from '../types';
+import type { Logger } from './log';
 import { readCa } from './otlp-post';
+import { collectNow, startPrometheus } from './prometheus';
 
 /** What instrument() keeps of the metrics pipeline. */
 export interface Metrics {
@@ -40,6 +43,11 @@ export interface Metrics {
   flush(): Promise<void>;
   /** Exports once more, then stops: every stop path ends with it. Never rejects. */
   shutdown(): Promise<void>;
+  /**
+   * For an exit that cannot wait (a crash, process.exit()): the OTLP data recorded since the last
+   * export, serialized synchronously; undefined when there is none or OTLP is off.
+   */
+  atExit(): Uint8Array | undefined;
 }
 
 /** How a failed metrics export is reported: once per cause, rate-limited by the caller. */
@@ -49,7 +57,14 @@ export type MetricsFailure = (error: Error | undefined) => void;
 export function startMetrics(
   config: MetricsConfig,
   resource: Resource,
-  options: { mysql2: boolean; onFailure: MetricsFailure },
+  options: {
+    mysql2: boolean;
+    onFailure: MetricsFailure;
+    logger: Logger;
+    /** The app's service.name, and the labels every worker of the app shares (Prometheus `target_info`). */
+    service: string;
+    targetInfo: Record<string, string | number | boolean>;
+  },
 ): Metrics | undefined {
   const exporters: PushMetricExporter[] = [];
   for (const name of config.exporters) {
@@ -60,11 +75,15 @@ export function startMetrics(
   if (exporters.length === 0) return undefined;
   const readers = exporters.map(
     (exporter) =>
-      new PeriodicExportingMetricReader({
+    {
+      const reader = new PeriodicExportingMetricReader({
         exporter,
         exportIntervalMillis: config.exportIntervalMillis,
         exportTimeoutMillis: config.exportTimeoutMillis,
-      }),
+      });
+      if (exporter instanceof OtlpMetricExporter) otlpReaders.push(reader);
+      return reader;
+    },
   );
   const provider = new MeterProvider({ resource, readers });
   const unsubscribe = options.mysql2 ? recordMysql2Durations(provider.getMeter('forktrace')) : () => undefined;
@@ -72,6 +91,13 @@ export function startMetrics(
   return {
     provider,
     flush: () => (stopped ? Promise.resolve() : provider.forceFlush().catch(() => undefined)),
+    atExit: () => {
+      const [reader] = otlpReaders;
+      if (stopped || reader === undefined) return undefined;
+      const rm = collectNow(reader);
+      if (rm === undefined || rm.scopeMetrics.length === 0) return undefined;
+      return ProtobufMetricsSerializer.serializeRequest(rm);
+    },
     shutdown: () => {
       if (stopped) return Promise.resolve();
       stopped = true;

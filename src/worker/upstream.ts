@@ -111,6 +111,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: 'log.ts rate-limits it into one line that names the fix; if reworded, it repeats with every overflow',
   },
   {
+    name: 'MetricReader._sdkMetricProducer collection path',
+    ...SDK_METRICS,
+    why: "prometheus.ts collectNow: a crash or process.exit() writes the worker's totals for the scrape endpoint from the SDK's storages (MetricCollector._sharedState.meterSharedStates → metricStorageRegistry.getStorages → storage.collect), since no promise settles in 'exit'; if it moves, such a death loses what was counted since the last write (at most a second)",
+  },
+  {
     name: 'text metricsExportFailed',
     ...SDK_METRICS,
     text: UPSTREAM_TEXT.metricsExportFailed,

@@ -1,0 +1,535 @@
+/**
+ * One Prometheus scrape endpoint for all the workers of a pm2 app or a node:cluster, in the spirit
+ * of prometheus_client's multiprocess mode, with no code in the primary (pm2 runs none there):
+ *
+ * - Each worker keeps its cumulative totals in a file of its own in a folder per scrape port
+ *   (`<pid>-<instance>.json`), rewritten every second, at every stop and, synchronously, in the
+ *   `exit` event of a crash or `process.exit()`.
+ * - Every worker listens on the port. In a cluster worker, `listen()` goes through the primary,
+ *   which shares one socket among the workers (node:cluster "How it works"), so there is one
+ *   endpoint, and any worker can answer: it reads every file and sums them.
+ * - A dead worker's counters and histograms stay in the sum (folded into `archive.json`), so a
+ *   counter never goes backwards across a restart, a crash or a reload; its gauges and up-down
+ *   counters leave with it.
+ *
+ * A worker killed by SIGKILL (or the OOM killer) loses what it counted since its last write, at
+ * most a second: an undercount, never a step back.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { context as apiContext, trace, type Attributes, type Context, type Histogram, type Meter, type MeterProvider as ApiMeterProvider, type Counter } from '@opentelemetry/api';
+import { millisToHrTime } from '@opentelemetry/core';
+import {
+  AggregationTemporality,
+  DataPointType,
+  MetricReader,
+  type CollectionResult,
+  type MetricData,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
+import type { PrometheusConfig } from '../config/types';
+import type { Logger } from './log';
+import { statusMessages } from './messages';
+import { contentType, negotiate, render, type Exemplar, type Family, type FamilyType, type Series } from './prometheus-text';
+import { UNTRACED_SERVERS } from './untraced-servers';
+
+/** How often a worker rewrites its file: what a SIGKILL can lose at most. */
+const WRITE_EVERY_MS = 1000;
+const FORMAT_VERSION = 1;
+const ARCHIVE = 'archive.json';
+
+/** What one worker's file holds. */
+interface Snapshot {
+  v: number;
+  pid: number;
+  instance: string;
+  service: string;
+  time: number;
+  families: Family[];
+}
+
+
+/**
+ * Reads this worker's totals for the scrape endpoint: cumulative, as a scrape wants them, and
+ * written to the worker's file. `collectNow` is the synchronous path for the `exit` event, where
+ * no promise settles.
+ */
+export class SnapshotReader extends MetricReader {
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly store: SnapshotStore,
+    private readonly exemplars: ExemplarStore | undefined,
+  ) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+
+  protected override onInitialized(): void {
+    this.timer = setInterval(() => void this.writeFresh(), WRITE_EVERY_MS).unref();
+  }
+
+  /** Collects and writes this worker's file; resolves with its families for the scrape. */
+  async writeFresh(): Promise<Family[]> {
+    if (this.closed) return [];
+    const { resourceMetrics } = await this.collect();
+    const families = toFamilies(resourceMetrics, this.exemplars);
+    this.store.write(families);
+    return families;
+  }
+
+  /** The same, synchronously, from the SDK's storages (upstream internals: see upstream.ts). */
+  writeNow(): void {
+    if (this.closed) return;
+    const rm = collectNow(this);
+    if (rm !== undefined) this.store.write(toFamilies(rm, this.exemplars));
+  }
+
+  protected override async onForceFlush(): Promise<void> {
+    await this.writeFresh();
+  }
+
+  protected override async onShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.writeFresh().catch(() => undefined);
+    this.closed = true;
+  }
+}
+
+/** The parts of sdk-metrics 3.1's collection path that {@link collectNow} walks. */
+interface CollectorInternals {
+  _sharedState?: {
+    resource: ResourceMetrics['resource'];
+    meterSharedStates?: Map<
+      unknown,
+      {
+        _instrumentationScope: ResourceMetrics['scopeMetrics'][number]['scope'];
+        metricStorageRegistry: {
+          getStorages(collector: unknown): Array<{ collect(collector: unknown, time: unknown): MetricData | undefined }>;
+        };
+      }
+    >;
+  };
+}
+
+/**
+ * The reader's data now, without a promise: what MetricCollector.collect does, minus the
+ * observable callbacks (their last values stand). Undefined if the internals moved.
+ */
+export function collectNow(reader: MetricReader): ResourceMetrics | undefined {
+  const collector = (reader as unknown as { _sdkMetricProducer?: CollectorInternals })._sdkMetricProducer;
+  const shared = collector?._sharedState;
+  if (shared?.meterSharedStates === undefined) return undefined;
+  try {
+    const time = millisToHrTime(Date.now());
+    const scopeMetrics: ResourceMetrics['scopeMetrics'] = [];
+    for (const meter of shared.meterSharedStates.values()) {
+      const metrics = meter.metricStorageRegistry
+        .getStorages(collector)
+        .map((storage) => storage.collect(collector, time))
+        .filter((m): m is MetricData => m != null);
+      if (metrics.length > 0) scopeMetrics.push({ scope: meter._instrumentationScope, metrics });
+    }
+    return { resource: shared.resource, scopeMetrics };
+  } catch {
+    return undefined;
+  }
+}
+
+/** OpenTelemetry's cumulative data as the renderer's families; exponential histograms are left out. */
+function toFamilies(rm: ResourceMetrics, exemplars: ExemplarStore | undefined): Family[] {
+  const out: Family[] = [];
+  for (const scope of rm.scopeMetrics) {
+    for (const m of scope.metrics) {
+      const { name, description, unit } = m.descriptor;
+      if (m.dataPointType === DataPointType.HISTOGRAM) {
+        const bounds = m.dataPoints[0]?.value.buckets.boundaries ?? [];
+        out.push({
+          name,
+          description,
+          unit,
+          type: 'histogram',
+          bounds,
+          series: m.dataPoints.map((p) => ({
+            attributes: p.attributes as Series['attributes'],
+            count: p.value.count,
+            sum: p.value.sum ?? 0,
+            bucketCounts: [...p.value.buckets.counts],
+            ...withExemplars(exemplars?.take(name, p.attributes)),
+          })),
+        });
+      } else if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
+        const type: FamilyType =
+          m.dataPointType === DataPointType.GAUGE ? 'gauge' : m.isMonotonic ? 'counter' : 'updowncounter';
+        out.push({
+          name,
+          description,
+          unit,
+          type,
+          series: m.dataPoints.map((p) => ({
+            attributes: p.attributes as Series['attributes'],
+            value: p.value,
+            ...withExemplars(type === 'counter' ? exemplars?.take(name, p.attributes) : undefined),
+          })),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function withExemplars(e: Array<Exemplar | undefined> | undefined): Pick<Series, 'exemplars'> {
+  return e === undefined ? {} : { exemplars: e };
+}
+
+/** A stable key of an attribute set. */
+function seriesKey(attributes: Attributes | Series['attributes']): string {
+  return JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * The folder the workers of one scrape port share: each worker's file, and the archive of the
+ * workers that died. Files are written whole and renamed into place, so a reader never sees half
+ * of one.
+ */
+export class SnapshotStore {
+  readonly file: string;
+  private readonly instance = randomUUID();
+  private ready = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly service: string,
+  ) {
+    this.file = path.join(dir, `${process.pid}-${this.instance}.json`);
+  }
+
+  write(families: Family[]): void {
+    const snapshot: Snapshot = {
+      v: FORMAT_VERSION,
+      pid: process.pid,
+      instance: this.instance,
+      service: this.service,
+      time: Date.now(),
+      families,
+    };
+    try {
+      if (!this.ready) {
+        fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        this.ready = true;
+      }
+      writeWhole(this.file, JSON.stringify(snapshot));
+    } catch {
+      // A full disk or a removed folder must not take the app down; the next write tries again.
+      this.ready = false;
+    }
+  }
+
+  /**
+   * The sum over this service's workers, live and dead: `own` stands for this worker's file. Dead
+   * workers' files are folded into the archive on the way. Returns the families and the names
+   * of other services seen in the folder (they share the port by mistake).
+   */
+  sum(own: Family[]): { families: Family[]; others: string[] } {
+    const total = new Totals();
+    total.add(own, true);
+    const others = new Set<string>();
+    const dead: string[] = [];
+    for (const name of safeReaddir(this.dir)) {
+      if (!name.endsWith('.json') || name === ARCHIVE) continue;
+      const file = path.join(this.dir, name);
+      if (file === this.file) continue;
+      const s = readSnapshot(file);
+      if (s === undefined) continue;
+      if (s.service !== this.service) {
+        others.add(s.service);
+        continue;
+      }
+      const live = alive(s.pid);
+      total.add(s.families, live);
+      if (!live) dead.push(file);
+    }
+    const archived = this.foldIntoArchive(dead);
+    if (archived !== undefined) total.add(archived, false);
+    return { families: total.families(), others: [...others] };
+  }
+
+  /**
+   * Adds the dead workers' counters and histograms to the archive and removes their files; the
+   * archive's families, or undefined when there is none. A lock folder keeps two workers that
+   * answer scrapes at once from both folding the same file in.
+   */
+  private foldIntoArchive(dead: string[]): Family[] | undefined {
+    const archive = path.join(this.dir, ARCHIVE);
+    const lock = path.join(this.dir, '.archive.lock');
+    const read = () => readSnapshot(archive)?.families;
+    if (dead.length === 0) return read();
+    try {
+      fs.mkdirSync(lock);
+    } catch {
+      return read(); // another worker is folding; its result shows on the next scrape
+    }
+    try {
+      const total = new Totals();
+      const before = read();
+      if (before !== undefined) total.add(before, false);
+      const folded: string[] = [];
+      for (const file of dead) {
+        const s = readSnapshot(file);
+        if (s === undefined || s.service !== this.service || alive(s.pid)) continue;
+        total.add(s.families, false);
+        folded.push(file);
+      }
+      const families = total.families();
+      writeWhole(
+        archive,
+        JSON.stringify({ v: FORMAT_VERSION, pid: 0, instance: 'archive', service: this.service, time: Date.now(), families }),
+      );
+      for (const file of folded) fs.rmSync(file, { force: true });
+      return families;
+    } catch {
+      return read();
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Adds families up: counters and histograms always, gauges and up-down counters of live workers only. */
+class Totals {
+  private readonly byName = new Map<string, { family: Family; series: Map<string, Series> }>();
+
+  add(families: Family[], live: boolean): void {
+    for (const f of families) {
+      if (!live && (f.type === 'gauge' || f.type === 'updowncounter')) continue;
+      let entry = this.byName.get(f.name);
+      if (entry === undefined) {
+        entry = { family: { ...f, series: [] }, series: new Map() };
+        this.byName.set(f.name, entry);
+      } else if (entry.family.type !== f.type || !sameBounds(entry.family.bounds, f.bounds)) {
+        continue; // another shape under the same name (a changed app): the first one seen stands
+      }
+      for (const s of f.series) {
+        const key = seriesKey(s.attributes);
+        const seen = entry.series.get(key);
+        entry.series.set(key, seen === undefined ? copy(s) : plus(seen, s));
+      }
+    }
+  }
+
+  families(): Family[] {
+    return [...this.byName.values()].map(({ family, series }) => ({ ...family, series: [...series.values()] }));
+  }
+}
+
+function sameBounds(a: number[] | undefined, b: number[] | undefined): boolean {
+  return (a ?? []).length === (b ?? []).length && (a ?? []).every((x, i) => x === b?.[i]);
+}
+
+function copy(s: Series): Series {
+  return {
+    ...s,
+    ...(s.bucketCounts ? { bucketCounts: [...s.bucketCounts] } : {}),
+    ...(s.exemplars ? { exemplars: [...s.exemplars] } : {}),
+  };
+}
+
+function plus(a: Series, b: Series): Series {
+  const out: Series = { attributes: a.attributes };
+  if (a.value !== undefined || b.value !== undefined) out.value = (a.value ?? 0) + (b.value ?? 0);
+  if (a.count !== undefined || b.count !== undefined) out.count = (a.count ?? 0) + (b.count ?? 0);
+  if (a.sum !== undefined || b.sum !== undefined) out.sum = (a.sum ?? 0) + (b.sum ?? 0);
+  if (a.bucketCounts || b.bucketCounts) {
+    const n = Math.max(a.bucketCounts?.length ?? 0, b.bucketCounts?.length ?? 0);
+    out.bucketCounts = Array.from({ length: n }, (_, i) => (a.bucketCounts?.[i] ?? 0) + (b.bucketCounts?.[i] ?? 0));
+  }
+  if (a.exemplars || b.exemplars) {
+    const n = Math.max(a.exemplars?.length ?? 0, b.exemplars?.length ?? 0);
+    out.exemplars = Array.from({ length: n }, (_, i) => newest(a.exemplars?.[i], b.exemplars?.[i]));
+  }
+  return out;
+}
+
+function newest(a: Exemplar | undefined, b: Exemplar | undefined): Exemplar | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return b.timeUnixMs > a.timeUnixMs ? b : a;
+}
+
+/** Whether a process is running: signal 0 checks without sending anything. */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function readSnapshot(file: string): Snapshot | undefined {
+  try {
+    const s = JSON.parse(fs.readFileSync(file, 'utf8')) as Snapshot;
+    return s.v === FORMAT_VERSION && Array.isArray(s.families) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeWhole(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * The latest sampled request behind each histogram bucket (and each counter series): its trace
+ * and span id, for OpenMetrics exemplars. OpenTelemetry JS records none (opentelemetry-js #5147),
+ * so the instruments are wrapped: `record`/`add` also note the active span, when it is sampled.
+ */
+export class ExemplarStore {
+  private readonly byMetric = new Map<string, { bounds: number[] | undefined; series: Map<string, Array<Exemplar | undefined>> }>();
+
+  /** A meter provider whose histograms and counters note exemplars, around `inner`. */
+  wrap(inner: ApiMeterProvider): ApiMeterProvider {
+    return {
+      getMeter: (name, version, options) => this.wrapMeter(inner.getMeter(name, version, options)),
+    };
+  }
+
+  /** The exemplars of a series, one per bucket (a counter: one), as of now. */
+  take(metric: string, attributes: Attributes): Array<Exemplar | undefined> | undefined {
+    return this.byMetric.get(metric)?.series.get(seriesKey(attributes));
+  }
+
+  private wrapMeter(meter: Meter): Meter {
+    const store = this;
+    return new Proxy(meter, {
+      get(target, key, receiver) {
+        if (key === 'createHistogram')
+          return (name: string, options?: Parameters<Meter['createHistogram']>[1]) => {
+            const h = target.createHistogram(name, options);
+            // The SDK's default boundaries, when the instrument gives none.
+            const bounds = options?.advice?.explicitBucketBoundaries ?? DEFAULT_BOUNDS;
+            return store.wrapRecord(name, bounds, h);
+          };
+        if (key === 'createCounter')
+          return (name: string, options?: Parameters<Meter['createCounter']>[1]) =>
+            store.wrapRecord(name, undefined, target.createCounter(name, options));
+        const v: unknown = Reflect.get(target, key, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+
+  private wrapRecord<T extends Histogram | Counter>(name: string, bounds: number[] | undefined, instrument: T): T {
+    const entry = this.byMetric.get(name) ?? { bounds, series: new Map() };
+    this.byMetric.set(name, entry);
+    const note = (value: number, attributes: Attributes | undefined, ctx: Context | undefined) => {
+      const span = trace.getSpan(ctx ?? apiContext.active());
+      const sc = span?.spanContext();
+      if (sc === undefined || (sc.traceFlags & 1) === 0) return;
+      const key = seriesKey(attributes ?? {});
+      let list = entry.series.get(key);
+      if (list === undefined) entry.series.set(key, (list = []));
+      const i = bounds === undefined ? 0 : bucketIndex(bounds, value);
+      list[i] = { value, traceId: sc.traceId, spanId: sc.spanId, timeUnixMs: Date.now() };
+    };
+    const original = 'record' in instrument ? instrument.record.bind(instrument) : instrument.add.bind(instrument);
+    const wrapped = (value: number, attributes?: Attributes, ctx?: Context) => {
+      original(value, attributes, ctx);
+      note(value, attributes, ctx);
+    };
+    return ('record' in instrument ? { record: wrapped } : { add: wrapped }) as unknown as T;
+  }
+}
+
+/** sdk-metrics' default explicit bucket boundaries (ExplicitBucketHistogramAggregation). */
+const DEFAULT_BOUNDS = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
+
+/** The bucket a value falls in: the first bound it does not exceed (OpenTelemetry's `le`). */
+function bucketIndex(bounds: readonly number[], value: number): number {
+  for (let i = 0; i < bounds.length; i++) if (value <= (bounds[i] as number)) return i;
+  return bounds.length;
+}
+
+/** The scrape endpoint and its state, as startMetrics keeps them. */
+export interface PrometheusEndpoint {
+  reader: SnapshotReader;
+  /** The provider to hand out: with exemplars, one that notes them. */
+  wrap(provider: ApiMeterProvider): ApiMeterProvider;
+  /** Stops listening; the reader's shutdown writes the last totals. */
+  close(): void;
+}
+
+/**
+ * The scrape endpoint: a reader that keeps this worker's file, and the server that sums the
+ * files. The server listens on the next turn of the event loop, once the main module has run: a
+ * node:cluster primary has forked by then and stands down (instrument.ts), and must not hold the
+ * port its workers share. A port in use is one warning; the app runs on.
+ */
+export function startPrometheus(
+  config: PrometheusConfig,
+  service: string,
+  targetInfo: Record<string, string | number | boolean>,
+  logger: Logger,
+): PrometheusEndpoint {
+  const exemplars = config.exemplars ? new ExemplarStore() : undefined;
+  const store = new SnapshotStore(config.dir, service);
+  const reader = new SnapshotReader(store, exemplars);
+  let warnedOthers = false;
+  const server = http.createServer((req, res) => {
+    void answer(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  UNTRACED_SERVERS.add(server);
+  const answer = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || (url !== '/metrics' && url !== '/')) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('scrape /metrics\n');
+      return;
+    }
+    const own = await reader.writeFresh();
+    const { families, others } = store.sum(own);
+    if (others.length > 0 && !warnedOthers) {
+      warnedOthers = true;
+      logger.warn(statusMessages.prometheusShared(config.port, service, others));
+    }
+    const format = negotiate(req.headers.accept);
+    const body = render(families, { format, namespace: config.prefix, exemplars: config.exemplars, targetInfo });
+    res.writeHead(200, { 'content-type': contentType(format), 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  let closed = false;
+  server.on('error', (e: NodeJS.ErrnoException) => {
+    logger.warn(statusMessages.prometheusListenFailed(config.host, config.port, e.code ?? e.name));
+  });
+  setImmediate(() => {
+    if (closed) return;
+    server.listen({ host: config.host, port: config.port });
+    // The endpoint must not keep a worker alive that has nothing else to do.
+    server.unref();
+  });
+  return {
+    reader,
+    wrap: (provider) => (exemplars ? exemplars.wrap(provider) : provider),
+    close: () => {
+      closed = true;
+      server.close();
+    },
+  };
+}
