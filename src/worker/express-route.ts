@@ -142,7 +142,7 @@ export function trackExpressRoute(_span: Span, response: unknown): void {
  * with `path`, i.e. is not the record expected (a route instrumentation-express did not patch, or
  * a new upstream format), so that what instrumentation-express wrote stands.
  */
-export function routeTemplate(store: readonly unknown[], path: unknown, mounts: readonly Mount[]): string | undefined {
+function routeTemplate(store: readonly unknown[], path: unknown, mounts: readonly Mount[]): string | undefined {
   const own = pathString(path);
   if (own === undefined || store.length === 0 || store[store.length - 1] !== own) return undefined;
   let out = '';

@@ -94,7 +94,7 @@ function ownDir(dir: string): SpoolProblem {
 }
 
 /** The service's folder, made and checked; or why it cannot be used. */
-export function prepareServiceDir(spool: SpoolConfig, service: string): { dir: string } | { problem: string } {
+function prepareServiceDir(spool: SpoolConfig, service: string): { dir: string } | { problem: string } {
   // The default folder sits in the shared temporary folder, where anyone may have made that path
   // first: an existing folder is checked (a real folder, this user's), never trusted.
   const problem = ownDir(spool.dir) ?? ownDir(serviceDir(spool, service));
@@ -136,7 +136,7 @@ export function encodeSpoolFile(header: Omit<SpoolHeader, 'bytes' | 'sha256'>, b
 }
 
 /** The header and body of a spool file, or why it is not one. */
-export function decodeSpoolFile(data: Buffer): { header: SpoolHeader; body: Buffer } | { corrupt: string } {
+function decodeSpoolFile(data: Buffer): { header: SpoolHeader; body: Buffer } | { corrupt: string } {
   if (data.length < MAGIC.length + 4 || !data.subarray(0, MAGIC.length).equals(MAGIC))
     return { corrupt: 'not a forktrace spool file' };
   const length = data.readUInt32BE(MAGIC.length);
