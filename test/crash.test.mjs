@@ -364,6 +364,36 @@ test('a spool folder that is a symlink is not used: one warning at start, and th
   await app.kill();
 });
 
+test('a FORKTRACE_SPOOL_DIR the user made, that others may write to: one warning naming it and the fix; its mode kept; the crash spooled in it', async () => {
+  for (const [mode, writableBy] of [
+    [0o777, 'group and others'],
+    [0o755, undefined], // control: nobody else may write, nothing to say
+  ]) {
+    const chosen = fs.mkdtempSync(path.join(TMP, 'chosen-'));
+    fs.chmodSync(chosen, mode);
+    const service = `spool-chosen-${mode.toString(8)}`;
+    const port = await freePort(); // nothing listens: the crash is spooled
+    const r = await runApp({
+      traced: true,
+      route: '/crash',
+      service,
+      env: { FORKTRACE_SPOOL_DIR: chosen, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${port}/v1/traces` },
+    });
+    assert.equal(r.code, 1);
+    const said = r.stderr.split('\n').filter((l) => l.includes(chosen) && l.includes('writable by'));
+    if (writableBy === undefined) assert.deepEqual(said, [], r.stderr);
+    else {
+      assert.deepEqual(said, [`forktrace: warning: ${spoolMessages.writableByOthers(chosen, writableBy)}`], r.stderr);
+      assert.match(said[0], /FORKTRACE_SPOOL_DIR .* is writable by group and others.*Fix: chmod go-w /);
+    }
+    assert.equal(fs.statSync(chosen).mode & 0o777, mode, "the user's folder keeps its mode");
+    const dir = serviceDir({ dir: chosen }, service);
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700, 'the service folder forktrace made is private');
+    assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.otlp')).length, 1, 'the folder is used');
+    assert.match(r.stderr, /exit: 40 span\(s\) not sent \(ECONNREFUSED\); saved in the spool/);
+  }
+});
+
 test('node:cluster: a worker that crashes delivers N + 1 traces; the primary sees the same exit as untraced and replaces it', async () => {
   const results = {};
   for (const traced of [false, true]) {

@@ -539,11 +539,16 @@ function resolveSpoolDir(
 
 /** The spool's settings together, or undefined when there is no spool. */
 export function spoolConfig(
-  config: Pick<ResolvedConfig, 'spoolDir' | 'spoolMaxBytes' | 'spoolMaxAgeMillis'>,
+  config: Pick<ResolvedConfig, 'spoolDir' | 'spoolMaxBytes' | 'spoolMaxAgeMillis' | 'sources'>,
 ): SpoolConfig | undefined {
-  return config.spoolDir === undefined
-    ? undefined
-    : { dir: config.spoolDir, maxBytes: config.spoolMaxBytes, maxAgeMillis: config.spoolMaxAgeMillis };
+  if (config.spoolDir === undefined) return undefined;
+  const source = config.sources.spoolDir;
+  return {
+    dir: config.spoolDir,
+    maxBytes: config.spoolMaxBytes,
+    maxAgeMillis: config.spoolMaxAgeMillis,
+    chosen: source !== undefined && source !== 'default',
+  };
 }
 
 export function redactConfig(config: ResolvedConfig): RedactedConfig {
