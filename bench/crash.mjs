@@ -9,23 +9,26 @@
 //    and traces received out of those sent; the endpoint up, refusing, or blackholed;
 // 3. the spool file of a full queue (2048 spans), for the disk bound;
 // 4. the hot path: what tracking open spans adds to a span's start and end.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { ROOT, sleep, spawnNode } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
+const { serviceDir } = require('../dist/worker/spool.js');
 const APP = path.join(ROOT, 'test', 'fixtures', 'crash-app.js');
 const REGISTER = path.join(ROOT, 'dist', 'register.js');
 const ROUNDS = Number(/--rounds=(\d+)/.exec(process.argv.join(' '))?.[1] ?? 5);
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'forktrace-bench-crash-'));
+const SPOOL = path.join(TMP, 'spool');
 process.once('exit', () => fs.rmSync(TMP, { recursive: true, force: true }));
+/** A crash ends within the 1 s stop deadline; a run still going long after that is a failure. */
+const EXIT_TIMEOUT_MS = 10_000;
 
 const execFileAsync = promisify(execFile);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -47,19 +50,35 @@ function get(port, p) {
   });
 }
 
-/** One run of the crash app; resolves { ms, code, service }. */
+/** One run of the crash app; resolves { ms, code }. Fails when it does not start or end in time. */
 async function crashRun({ traced, env, requests, service }) {
-  const child = spawn(process.execPath, [...(traced ? ['--require', REGISTER] : []), APP], {
-    env: { PATH: process.env.PATH, OTEL_SERVICE_NAME: service, OTEL_BSP_SCHEDULE_DELAY: '60000', OTEL_BSP_MAX_QUEUE_SIZE: '4096', FORKTRACE_SPOOL_DIR: path.join(TMP, 'spool'), ...env },
-    stdio: ['ignore', 'pipe', 'ignore'],
+  const app = spawnNode([...(traced ? ['--require', REGISTER] : []), APP], {
+    env: { OTEL_SERVICE_NAME: service, OTEL_BSP_SCHEDULE_DELAY: '60000', OTEL_BSP_MAX_QUEUE_SIZE: '4096', FORKTRACE_SPOOL_DIR: SPOOL, ...env },
   });
-  const port = await new Promise((resolve) => child.stdout.on('data', (c) => /"listening":(\d+)/.test(String(c)) && resolve(/"listening":(\d+)/.exec(String(c))[1])));
+  const { listening: port } = await app.ready;
   for (let i = 0; i < requests; i += 16) await Promise.all(Array.from({ length: Math.min(16, requests - i) }, () => get(port, '/hello')));
-  const exited = new Promise((resolve) => child.on('exit', (code) => resolve({ code, at: performance.now() })));
+  let at;
+  app.child.once('exit', () => (at = performance.now()));
   const sent = performance.now();
   void get(port, '/crash');
-  const { code, at } = await exited;
-  return { ms: at - sent, code };
+  const ended = await Promise.race([app.exited, sleep(EXIT_TIMEOUT_MS).then(() => undefined)]);
+  if (ended === undefined) {
+    app.child.kill('SIGKILL');
+    throw new Error(`${service}: still running ${EXIT_TIMEOUT_MS} ms after the crash request; stderr: ${app.stderr.slice(-2000)}`);
+  }
+  return { ms: at - sent, code: ended.code };
+}
+
+/** The spool files of `service` and the spans their headers count ("FTSPOOL1" | uint32 BE length | header JSON | body). */
+function spooled(service) {
+  const dir = serviceDir({ dir: SPOOL }, service);
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.otlp')) : [];
+  let spans = 0;
+  for (const f of files) {
+    const data = fs.readFileSync(path.join(dir, f));
+    spans += JSON.parse(data.subarray(12, 12 + data.readUInt32BE(8)).toString('utf8')).spans;
+  }
+  return { files: files.length, spans };
 }
 
 // 1. mechanisms
@@ -102,7 +121,7 @@ async function endToEnd() {
   const up = await startReceiver();
   const hung = await startReceiver({ respond: () => 'hang' });
   const refused = `http://127.0.0.1:1/v1/traces`;
-  say('| run | requests before the crash | crash request → exit, ms median (range) | traces received / sent |');
+  say('| run | requests before the crash | crash request → exit, ms median (range) | traces received / sent (spans spooled / sent) |');
   say('|---|---|---|---|');
   const rows = [
     ['untraced', false, {}, up],
@@ -116,6 +135,7 @@ async function endToEnd() {
     for (const [name, traced, env, receiver] of rows) {
       const ms = [];
       let received = 0;
+      const spool = { files: 0, spans: 0 };
       for (let r = 0; r < ROUNDS; r++) {
         const service = `bench-${name.replace(/\W+/g, '-')}-${requests}-${r}`;
         receiver?.reset();
@@ -124,9 +144,20 @@ async function endToEnd() {
         ms.push(run.ms);
         await new Promise((resolve) => setTimeout(resolve, 100));
         received += receiver ? new Set(receiver.spans.map((s) => s.traceId)).size : 0;
+        if (!receiver) {
+          const s = spooled(service);
+          spool.files += s.files;
+          spool.spans += s.spans;
+        }
       }
       const sent = (requests + 1) * ROUNDS;
-      say(`| ${name} | ${requests} | ${median(ms).toFixed(0)} (${range(ms)}) | ${traced && receiver ? `${received} / ${sent}` : receiver ? '–' : 'spooled'} |`);
+      // Two spans a request: the server span and the express handler's.
+      const outcome = receiver
+        ? traced
+          ? `${received} / ${sent}`
+          : '–'
+        : `spooled: ${spool.files} file(s) of ${ROUNDS} crash(es), ${spool.spans} / ${2 * sent} spans`;
+      say(`| ${name} | ${requests} | ${median(ms).toFixed(0)} (${range(ms)}) | ${outcome} |`);
     }
   }
   await up.close();
@@ -137,10 +168,10 @@ async function endToEnd() {
 async function spoolSize() {
   const service = 'bench-spool-size';
   await crashRun({ traced: true, requests: 1023, service, env: { FORKTRACE_EXIT_DELIVERY: 'spool' } });
-  const dir = path.join(TMP, 'spool');
-  const sub = fs.readdirSync(dir).find((d) => d.startsWith(service));
-  const files = fs.readdirSync(path.join(dir, sub));
-  const bytes = fs.statSync(path.join(dir, sub, files[0])).size;
+  const dir = serviceDir({ dir: SPOOL }, service);
+  const [file] = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.otlp')) : [];
+  if (file === undefined) throw new Error(`${service}: the crash spooled nothing`);
+  const bytes = fs.statSync(path.join(dir, file)).size;
   say(`Spool file of one crash with 1024 traces (2048 spans) queued: ${bytes} bytes (${(bytes / 2048).toFixed(1)} bytes/span, gzip).`);
 }
 

@@ -155,6 +155,8 @@ export interface ForktraceOptions {
    * wait for the next start of the same service on this host, or `false` for no spool. Default:
    * `forktrace-spool-<uid>` in the OS temporary folder (`os.tmpdir()`); env `FORKTRACE_SPOOL_DIR` (`none` for no
    * spool). The files hold the OTLP request body and the service name, never headers or keys.
+   * A folder you name and make yourself keeps its mode; forktrace warns once when group or
+   * others may write to it.
    */
   spoolDir?: string | false;
   /**

@@ -222,19 +222,27 @@ test('under pm2 cluster mode: every version, --require and --import, manual span
   assert.deepEqual(pm2.log().split('\n').filter((l) => /forktrace: (warning|error)/.test(l)), []);
 });
 
-/** `forktrace check` to completion: { code, stdout, stderr }. */
+const CHECK_TIMEOUT_MS = 20_000;
+
+/** `forktrace check` to completion: { code, stdout, stderr }; one that does not end fails. */
 function check(args, cwd) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'check', ...args], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, CHECK_TIMEOUT_MS);
     child.once('error', reject);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      if (timedOut) {
+        reject(new Error(`forktrace check ${args.join(' ')} did not end within ${CHECK_TIMEOUT_MS} ms (killed); stdout: ${stdout}\nstderr: ${stderr}`));
+      } else resolve({ code, stdout, stderr });
     });
   });
 }

@@ -213,6 +213,10 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ FORKTRACE_SPOOL_DIR: '/var/spool/app/' }, 'spoolDir', '/var/spool/app/', null],
     [{ FORKTRACE_SPOOL_DIR: 'None' }, 'spoolDir', undefined, null],
     [{ FORKTRACE_EXIT_DELIVERY: 'off' }, 'spoolDir', undefined, null],
+    // A stop deadline of 0 leaves an exit no time: the config says the exit delivery is off, not `send`.
+    [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0' }, 'exitDelivery', 'off', null],
+    [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0', FORKTRACE_EXIT_DELIVERY: 'spool' }, 'exitDelivery', 'off', null],
+    [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0' }, 'spoolDir', undefined, null],
     [{ FORKTRACE_SPOOL_DIR: 'spool' }, 'spoolDir', '/scratch/forktrace-spool-1000', 'FORKTRACE_SPOOL_DIR="spool" is not supported; accepted: an absolute path, or none. Using the default folder.'],
     [{ FORKTRACE_SPOOL_MAX_BYTES: '100000' }, 'spoolMaxBytes', 100000, null],
     [{ FORKTRACE_SPOOL_MAX_AGE_MS: '3600000' }, 'spoolMaxAgeMillis', 3600000, null],

@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as http from 'node:http';
 import { createRequire } from 'node:module';
-import { REGISTER_CJS, ROOT, SERVER, freePort, get } from './helpers.mjs';
+import { REGISTER_CJS, ROOT, SERVER, freePort, get, waitUntil } from './helpers.mjs';
 import { startPm2, waitForWorkers } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
@@ -91,16 +91,8 @@ async function proc(name) {
   return (await pm2.jlist()).filter((p) => p.name === name).sort((a, b) => a.pm_id - b.pm_id);
 }
 
-/** Polls `pred` (async) every 50 ms for up to `ms`; fails with `what`. */
-async function until(pred, what, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** pm2 restarts and logs at its own pace: 15 s. */
+const until = (predicate, what) => waitUntil(predicate, { timeoutMs: 15_000, what });
 
 /** N /hello, then /crash; waits for pm2 to restart the worker. Returns what pm2 and its logs show. */
 async function crashOnce(name, traced) {

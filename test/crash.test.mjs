@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, selfSignedCert, spawnNode, receiverForThisFile } from './helpers.mjs';
+import { REGISTER_CJS, REGISTER_ESM, ROOT, SERVER, freePort, get, selfSignedCert, spawnNode, receiverForThisFile, waitUntil } from './helpers.mjs';
 import { startFaultReceiver } from './fault-receiver.mjs';
 
 const require = createRequire(import.meta.url);
@@ -47,6 +47,8 @@ const nodeOutput = (stderr) =>
     .join('\n');
 const ofService = (spans, service) => spans.filter((s) => s.resource['service.name'] === service);
 const traceCount = (spans) => new Set(spans.map((s) => s.traceId)).size;
+/** waitUntil's `what`: the awaited thing, and the app's output as it is at the timeout. */
+const output = (what, app) => () => `${what}; stdout: ${app.stdout}\nstderr: ${app.stderr}`;
 const serverOf = (spans, urlPath) => spans.find((s) => s.kind === SERVER && s.attributes['url.path'] === urlPath);
 
 /**
@@ -269,7 +271,7 @@ for (const mode of ['send', 'spool']) {
       assertCrashTrace(spans, '/crash', CRASH);
       // Sent with the new process's own headers.
       assert.equal(back.requests[0].headers['x-api-key'], apiKey);
-      await waitUntil(() => next.stderr.includes(spoolMessages.delivered(2 * (N + 1), [crashed.pid])), next);
+      await waitUntil(() => next.stderr.includes(spoolMessages.delivered(2 * (N + 1), [crashed.pid])), { what: output('the line saying the spool was delivered', next) });
       assert.deepEqual(fs.readdirSync(dir), [], 'removed once delivered');
 
       // A third start finds nothing: delivered once, never twice.
@@ -337,7 +339,7 @@ test('a start with a corrupt, a truncated, a foreign and a too-old spool file: o
     env: { OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '' },
   });
   const { listening: port } = await app.ready;
-  await waitUntil(() => /spool: skipped/.test(app.stderr), app);
+  await waitUntil(() => /spool: skipped/.test(app.stderr), { what: output('the spool: skipped warning', app) });
   assert.equal((await get(`http://127.0.0.1:${port}/hello`)).status, 200, 'the app serves');
   const lines = app.stderr.split('\n').filter((l) => /spooled at|spool:/.test(l));
   assert.deepEqual(lines, [
@@ -358,10 +360,40 @@ test('a spool folder that is a symlink is not used: one warning at start, and th
     env: { OTEL_SERVICE_NAME: 'spool-link', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, FORKTRACE_SPOOL_DIR: link },
   });
   const { listening: port } = await app.ready;
-  await waitUntil(() => app.stderr.includes('spool:'), app);
+  await waitUntil(() => app.stderr.includes('spool:'), { what: output('a spool: warning', app) });
   assert.ok(app.stderr.includes(`forktrace: warning: ${spoolMessages.unusable(`${link} is a symlink`)}`), app.stderr);
   assert.equal((await get(`http://127.0.0.1:${port}/hello`)).status, 200);
   await app.kill();
+});
+
+test('a FORKTRACE_SPOOL_DIR the user made, that others may write to: one warning naming it and the fix; its mode kept; the crash spooled in it', async () => {
+  for (const [mode, writableBy] of [
+    [0o777, 'group and others'],
+    [0o755, undefined], // control: nobody else may write, nothing to say
+  ]) {
+    const chosen = fs.mkdtempSync(path.join(TMP, 'chosen-'));
+    fs.chmodSync(chosen, mode);
+    const service = `spool-chosen-${mode.toString(8)}`;
+    const port = await freePort(); // nothing listens: the crash is spooled
+    const r = await runApp({
+      traced: true,
+      route: '/crash',
+      service,
+      env: { FORKTRACE_SPOOL_DIR: chosen, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${port}/v1/traces` },
+    });
+    assert.equal(r.code, 1);
+    const said = r.stderr.split('\n').filter((l) => l.includes(chosen) && l.includes('writable by'));
+    if (writableBy === undefined) assert.deepEqual(said, [], r.stderr);
+    else {
+      assert.deepEqual(said, [`forktrace: warning: ${spoolMessages.writableByOthers(chosen, writableBy)}`], r.stderr);
+      assert.match(said[0], /FORKTRACE_SPOOL_DIR .* is writable by group and others.*Fix: chmod go-w /);
+    }
+    assert.equal(fs.statSync(chosen).mode & 0o777, mode, "the user's folder keeps its mode");
+    const dir = serviceDir({ dir: chosen }, service);
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o700, 'the service folder forktrace made is private');
+    assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith('.otlp')).length, 1, 'the folder is used');
+    assert.match(r.stderr, /exit: 40 span\(s\) not sent \(ECONNREFUSED\); saved in the spool/);
+  }
 });
 
 test('node:cluster: a worker that crashes delivers N + 1 traces; the primary sees the same exit as untraced and replaces it', async () => {
@@ -373,11 +405,11 @@ test('node:cluster: a worker that crashes delivers N + 1 traces; the primary see
       env: { PORT: String(port), WORKERS: '1', OTEL_SERVICE_NAME: service, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '5000', TMPDIR: TMP, FORKTRACE_SPOOL_DIR: '' },
       readyKey: 'worker',
     });
-    await waitUntil(() => app.lines.some((l) => 'listening' in l), app);
+    await waitUntil(() => app.lines.some((l) => 'listening' in l), { what: output('a worker listening', app) });
     const first = app.lines.find((l) => 'worker' in l).pid;
     for (let i = 0; i < N; i++) assert.equal((await get(`http://127.0.0.1:${port}/hello`)).status, 200);
     get(`http://127.0.0.1:${port}/crash`).catch(() => undefined);
-    await waitUntil(() => app.lines.filter((l) => 'listening' in l).length === 2, app);
+    await waitUntil(() => app.lines.filter((l) => 'listening' in l).length === 2, { what: output('the replacement worker listening', app) });
     results[traced] = { stderr: app.stderr, first, service };
     await app.kill();
   }
@@ -389,12 +421,3 @@ test('node:cluster: a worker that crashes delivers N + 1 traces; the primary see
   assertCrashTrace(spans, '/crash', CRASH);
   assert.ok(spans.every((s) => s.resource['process.pid'] === results.true.first && s.resource['forktrace.process_manager'] === 'node:cluster'));
 });
-
-/** Polls `pred` every 20 ms for up to 10 s; fails with the app's output. */
-async function waitUntil(pred, app, ms = 10_000) {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error(`timed out; stdout: ${app.stdout}\nstderr: ${app.stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

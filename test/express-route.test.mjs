@@ -48,6 +48,34 @@ for (const [mode, env, expressSpans] of [
   });
 }
 
+// Without express, forktrace leaves the RPC metadata alone: an app (or a framework) that names
+// its routes there keeps them, a 404 on a matched route included. While express and its
+// corrections were installed on every server request, that 404 lost its route.
+//   GET /users/7    → 200, "GET /users/:id"
+//   GET /users/404  → 404, "GET /users/:id"
+//   GET /nowhere    → 404, "GET", no http.route
+test('no express loaded: the route a plain http app writes itself stands, on a 404 too', async () => {
+  receiver.reset();
+  const app = spawnNode(['--require', REGISTER_CJS, path.join(ROOT, 'test', 'fixtures', 'own-router.js')], {
+    env: { OTEL_SERVICE_NAME: 'own-router', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '50' },
+  });
+  const { listening: port } = await app.ready;
+  const base = `http://127.0.0.1:${port}`;
+  assert.equal((await get(`${base}/users/7`)).status, 200);
+  assert.equal((await get(`${base}/users/404`)).status, 404);
+  assert.equal((await get(`${base}/nowhere`)).status, 404);
+  const isServer = (s) => s.kind === SERVER && s.resource['service.name'] === 'own-router';
+  const spans = await receiver.waitFor((s) => s.filter(isServer).length === 3);
+  const got = spans.filter(isServer).map((s) => [s.attributes['url.path'], s.attributes['http.route'], s.name]);
+  assert.deepEqual(got.sort(), [
+    ['/nowhere', undefined, 'GET'],
+    ['/users/404', '/users/:id', 'GET /users/:id'],
+    ['/users/7', '/users/:id', 'GET /users/:id'],
+  ]);
+  await app.kill('SIGTERM');
+  assert.deepEqual(app.stderr.split('\n').filter((l) => l.startsWith('forktrace: warning')), [], app.stderr);
+});
+
 // http.route for every shape of express route, on express 5 (CommonJS and ESM) and express 4,
 // with and without express spans. test/fixtures/route-cases.js mounts:
 //   app ── get /                           GET /?utm_source=mail  → "GET /"

@@ -21,7 +21,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { EXAMPLE, REGISTER_CJS, ROOT, killStarted, spawnNode } from './helpers.mjs';
+import { EXAMPLE, REGISTER_CJS, ROOT, killStarted, spawnNode, waitUntil } from './helpers.mjs';
 import { load, probe, selfSignedCert, startFaultReceiver } from './fault-receiver.mjs';
 
 const NET_RECORDER = path.join(ROOT, 'test', 'fixtures', 'net-recorder.cjs');
@@ -67,15 +67,6 @@ function assertBackoffSchedule(g, timeoutMs, label) {
   assert.ok(g[g.length - 1] - g[0] <= timeoutMs, `${label}: the last attempt started within the ${timeoutMs} ms timeout`);
 }
 
-async function waitUntil(fn, ms, what) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /**
  * Runs one case: start the endpoint in its fault, the app, load for `faultMs`, measure, recover,
@@ -119,8 +110,8 @@ async function runCase(c) {
           const fresh = front.inner.spans.filter((x) => Number(x.startTimeUnixNano / 1_000_000n) >= at);
           return s.stats.delivered > during.stats.delivered && fresh.length > 0 ? { stats: s.stats, fresh: fresh.length, ms: Date.now() - at } : undefined;
         },
-        c.recoverWithinMs ?? 8000,
-        'spans after recovery',
+        // Each poll is a request to the app's probe: seldom enough not to load the app under test.
+        { timeoutMs: c.recoverWithinMs ?? 8000, what: 'spans after recovery', everyMs: 100 },
       );
     }
     const served = await traffic.stop();

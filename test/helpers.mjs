@@ -138,6 +138,23 @@ export async function killStarted() {
   );
 }
 
+/**
+ * Polls `predicate` (sync or async) every `everyMs` until it returns something truthy, and
+ * resolves with that. Past `timeoutMs` it fails with what it waited for: `what` is a string, or a
+ * function for what is known only then (an app's output).
+ */
+export async function waitUntil(predicate, { timeoutMs = 10_000, what = 'a condition', everyMs = 50 } = {}) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await predicate();
+    if (value) return value;
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
 /** GET with node:http (no keep-alive), resolving { status, body, headers }. */
 export function get(url, headers = {}) {
   return new Promise((resolve, reject) => {

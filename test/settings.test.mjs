@@ -164,6 +164,14 @@ test("check's settings report: every row, in table order, labelled, with the var
   assert.deepEqual(basic['headers.authorization'], { value: '[REDACTED]', source: 'endpoint URL' });
 });
 
+test("check's settings report: a stop deadline of 0 shows the exit delivery off, set by the deadline's variable or option", () => {
+  const fromEnv = settingsReport(resolve({ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0', FORKTRACE_EXIT_DELIVERY: 'send' }));
+  assert.deepEqual(fromEnv.exitDelivery, { value: 'off', source: 'env', variable: 'FORKTRACE_SHUTDOWN_TIMEOUT_MS' });
+  assert.deepEqual(fromEnv.spoolDir, { value: null, source: 'default' });
+  const fromOption = settingsReport(resolve({}, { shutdownTimeoutMillis: 0, exitDelivery: 'spool' }));
+  assert.deepEqual(fromOption.exitDelivery, { value: 'off', source: 'option' });
+});
+
 test('README: the configuration table is the one the settings table renders (npm run readme rewrites it)', () => {
   const inReadme = readmeTable();
   assert.ok(inReadme !== undefined, `README.md has the markers ${BEGIN} … ${END}`);

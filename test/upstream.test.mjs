@@ -197,6 +197,32 @@ const CHECKS = {
   },
 };
 
+test('otlp-transformer trace files gone (a later upstream): trace-transformer falls back to the package index', () => {
+  const Module = require('node:module');
+  const file = require.resolve('../dist/worker/trace-transformer.js');
+  const { TRACE_TRANSFORMER_FILES } = require(file);
+  const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
+  const index = require('@opentelemetry/otlp-transformer');
+  // Each file missing in turn: forktrace's by-path require fails, the index's own relative one does not.
+  for (const parts of Object.values(TRACE_TRANSFORMER_FILES)) {
+    const gone = path.join(dist, ...parts);
+    const load = Module._load;
+    Module._load = function (request, ...rest) {
+      if (request === gone) throw Object.assign(new Error(`Cannot find module '${request}'`), { code: 'MODULE_NOT_FOUND' });
+      return load.call(this, request, ...rest);
+    };
+    delete require.cache[file];
+    try {
+      const fresh = require(file);
+      assert.equal(fresh.ProtobufTraceSerializer, index.ProtobufTraceSerializer, parts.join('/'));
+      assert.equal(fresh.TraceExporterMetricsHelper, index.TraceExporterMetricsHelper, parts.join('/'));
+    } finally {
+      Module._load = load;
+      delete require.cache[file];
+    }
+  }
+});
+
 for (const entry of UPSTREAM_INTERNALS) {
   test(`upstream internal: ${entry.name} (${entry.package} ${entry.checked})`, async (t) => {
     // express is checked on both lines the tests run (express 4 is the `express4` alias).

@@ -5,7 +5,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ExporterName, Finding, ForktraceOptions, MetricsExporterName } from '../types';
+import type { ExitDeliveryName, ExporterName, Finding, ForktraceOptions, MetricsExporterName } from '../types';
 import { configMessages as messages } from '../worker/messages';
 import { parseKeyValueList, redactUrl } from '../worker/secrets';
 import { defaultHostFacts, defaultUser, findAppPackage, readTextFile } from './host';
@@ -142,6 +142,7 @@ export function resolveConfig(
   const metrics = resolveMetrics(r, v, target, certificateFile, apiKeyHeader);
   const excludedUrls = resolveExcludedUrls(r);
   const instrumentations = resolveInstrumentations(r);
+  const exitDelivery = resolveExitDelivery(r, v.exitDelivery, v.shutdownTimeoutMillis);
   // In table order, so that check and the log list them as the README does.
   const order = new Map(SETTING_ROWS.map((s, i) => [s.key, i]));
   const rank = (f: Finding) => order.get(f.setting ?? '') ?? SETTING_ROWS.length;
@@ -161,7 +162,8 @@ export function resolveConfig(
     batch: batchConfig(v),
     excludedUrls,
     instrumentations,
-    spoolDir: resolveSpoolDir(r, v.spoolDir, v.exitDelivery),
+    exitDelivery,
+    spoolDir: resolveSpoolDir(r, v.spoolDir, exitDelivery),
     metrics,
     sources: r.sources,
     variables: r.variables,
@@ -671,22 +673,41 @@ function resolveInstrumentations(r: Resolution): ResolvedConfig['instrumentation
 }
 
 /**
+ * An exit delivers within the stop deadline, so a deadline of 0 turns it off; the config says so,
+ * with the setting that decided it as its source, so that `forktrace check` shows what will happen.
+ */
+function resolveExitDelivery(r: Resolution, value: ExitDeliveryName, shutdownTimeoutMillis: number): ExitDeliveryName {
+  if (value === 'off' || shutdownTimeoutMillis > 0) return value;
+  r.from('exitDelivery', r.sources.shutdownTimeoutMillis ?? 'default', r.variables.shutdownTimeoutMillis);
+  return 'off';
+}
+
+/**
  * The spool folder, or undefined for none: FORKTRACE_SPOOL_DIR=none, `spoolDir: false`, or no
  * exit delivery at all. The default is straight in the temporary folder, whose sticky bit keeps
  * others from replacing it once made, and per user.
  */
-function resolveSpoolDir(r: Resolution, value: string | false | undefined, exitDelivery: string): string | undefined {
+function resolveSpoolDir(
+  r: Resolution,
+  value: string | false | undefined,
+  exitDelivery: ExitDeliveryName,
+): string | undefined {
   if (value === false || exitDelivery === 'off') return undefined;
   return value ?? path.join(r.host.tmpdir ?? os.tmpdir(), `forktrace-spool-${r.host.user ?? defaultUser()}`);
 }
 
 /** The spool's settings together, or undefined when there is no spool. */
 export function spoolConfig(
-  config: Pick<ResolvedConfig, 'spoolDir' | 'spoolMaxBytes' | 'spoolMaxAgeMillis'>,
+  config: Pick<ResolvedConfig, 'spoolDir' | 'spoolMaxBytes' | 'spoolMaxAgeMillis' | 'sources'>,
 ): SpoolConfig | undefined {
-  return config.spoolDir === undefined
-    ? undefined
-    : { dir: config.spoolDir, maxBytes: config.spoolMaxBytes, maxAgeMillis: config.spoolMaxAgeMillis };
+  if (config.spoolDir === undefined) return undefined;
+  const source = config.sources.spoolDir;
+  return {
+    dir: config.spoolDir,
+    maxBytes: config.spoolMaxBytes,
+    maxAgeMillis: config.spoolMaxAgeMillis,
+    chosen: source !== undefined && source !== 'default',
+  };
 }
 
 export function redactConfig(config: ResolvedConfig): RedactedConfig {

@@ -57,6 +57,11 @@ export interface SpoolConfig {
   maxBytes: number;
   /** Files older than this are removed, not delivered. */
   maxAgeMillis: number;
+  /**
+   * The user named `dir` (FORKTRACE_SPOOL_DIR, `spoolDir`): its mode is theirs, so forktrace
+   * never changes it, and says so when others may write to it.
+   */
+  chosen?: boolean;
 }
 
 /** Where and how metrics are exported. */

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { DiagLogger, DiagLoggerOptions } from '@opentelemetry/api';
 import { apiMessages } from './messages';
 
-export const API_PACKAGE = '@opentelemetry/api';
+const API_PACKAGE = '@opentelemetry/api';
 
 /**
  * Where every 1.x copy keeps the globals (api `internal/global-utils`: `Symbol.for` of
@@ -70,7 +70,7 @@ export function findApi(fromFile: string): FoundApi | undefined {
  * The app's @opentelemetry/api, resolved from its entry script: pm2's script path under pm2 (where
  * `argv[1]` is pm2's ProcessContainer), else `argv[1]`, else the working directory.
  */
-export function findAppApi(host: { pm2Script?: string; entryScript?: string; cwd: string }): FoundApi | undefined {
+function findAppApi(host: { pm2Script?: string; entryScript?: string; cwd: string }): FoundApi | undefined {
   const entry = host.pm2Script ?? host.entryScript;
   return findApi(entry !== undefined ? path.resolve(host.cwd, entry) : path.join(host.cwd, '[app]'));
 }

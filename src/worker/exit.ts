@@ -92,6 +92,7 @@ export interface ExitDeliveryOptions {
     | 'spoolDir'
     | 'spoolMaxBytes'
     | 'spoolMaxAgeMillis'
+    | 'sources'
   >;
   open: OpenSpans;
   backlog(): Backlog;
@@ -371,6 +372,7 @@ export async function deliverSpoolAtStart(
     | 'spoolDir'
     | 'spoolMaxBytes'
     | 'spoolMaxAgeMillis'
+    | 'sources'
     | 'serviceName'
     | 'endpoint'
     | 'headers'
@@ -390,6 +392,7 @@ export async function deliverSpoolAtStart(
     });
     const dir = serviceDir(spool, config.serviceName);
     if (report.problem !== undefined) logger.warn(spoolMessages.unusable(report.problem));
+    if (report.writableBy !== undefined) logger.warn(spoolMessages.writableByOthers(spool.dir, report.writableBy));
     if (report.delivered.files > 0)
       logger.status(spoolMessages.delivered(report.delivered.spans, report.delivered.pids));
     if (report.rejected.files > 0)

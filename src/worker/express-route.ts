@@ -13,6 +13,12 @@ export const LAYERS_STORE = '__ot_middlewares';
 
 const STATE = Symbol('forktrace.express.route');
 
+/**
+ * Set once express is loaded (and patched): before that no express layer can write a route, so a
+ * request needs no state of its own, and a route the app writes itself stays as written.
+ */
+let expressLoaded = false;
+
 /** What express leaves on a request (express 4 `lib/router`, express 5 `router`). */
 interface ExpressRequest {
   /** The route express matched last; express sets it and never clears it. */
@@ -25,6 +31,7 @@ interface Mount {
   readonly depth: number;
   readonly path: string;
 }
+const NO_MOUNTS: readonly Mount[] = [];
 
 /** What forktrace follows of one request, from its first express layer to its response. */
 class RouteState {
@@ -37,8 +44,8 @@ class RouteState {
   /** The store's length and last entry when instrumentation-express last wrote a route. */
   seenLength = 0;
   seenTop: unknown = undefined;
-  /** The sub-apps the request is inside whose mount path the store dropped. */
-  readonly mounts: Mount[] = [];
+  /** The sub-apps the request is inside whose mount path the store dropped; most requests enter none. */
+  mounts: Mount[] | undefined = undefined;
   /** The route read once the response ended, when req and res are let go. */
   final: string | undefined = undefined;
 
@@ -91,7 +98,7 @@ const ROUTE_ACCESSOR: PropertyDescriptor = {
     const route = req.route;
     if (route !== undefined && route !== state.lastRoute) {
       state.lastRoute = route;
-      state.template = routeTemplate(store, route.path, state.mounts);
+      state.template = routeTemplate(store, route.path, state.mounts ?? NO_MOUNTS);
     }
   },
 };
@@ -119,7 +126,7 @@ const ROUTE_ACCESSOR: PropertyDescriptor = {
  */
 export function trackExpressRoute(_span: Span, response: unknown): void {
   // The hook also runs for client responses, possibly inside a server request's context.
-  if (!(response instanceof ServerResponse)) return;
+  if (!expressLoaded || !(response instanceof ServerResponse)) return;
   const metadata = getRPCMetadata(context.active());
   if (metadata?.type !== RPCType.HTTP) return;
   const state = new RouteState(response.req as ExpressRequest, response);
@@ -135,11 +142,7 @@ export function trackExpressRoute(_span: Span, response: unknown): void {
  * with `path`, i.e. is not the record expected (a route instrumentation-express did not patch, or
  * a new upstream format), so that what instrumentation-express wrote stands.
  */
-export function routeTemplate(
-  store: readonly unknown[],
-  path: unknown,
-  mounts: readonly Mount[] = [],
-): string | undefined {
+function routeTemplate(store: readonly unknown[], path: unknown, mounts: readonly Mount[]): string | undefined {
   const own = pathString(path);
   if (own === undefined || store.length === 0 || store[store.length - 1] !== own) return undefined;
   let out = '';
@@ -198,6 +201,7 @@ export class ExpressMountInstrumentation extends InstrumentationBase {
         'express',
         ['>=4.0.0 <6'],
         (express: ExpressModule | undefined) => {
+          expressLoaded = true;
           const app = express?.application;
           if (typeof app?.handle === 'function') this._wrap(app as { handle: Handle }, 'handle', keepMountPath);
           return express;
@@ -225,10 +229,11 @@ function keepMountPath(original: Handle): Handle {
       return original.call(this, req, res, done);
     }
     const mount: Mount = { depth: store.length, path: state.seenTop };
-    state.mounts.push(mount);
+    const mounts = (state.mounts ??= []);
+    mounts.push(mount);
     return original.call(this, req, res, function (this: unknown, ...args: unknown[]) {
-      const at = state.mounts.lastIndexOf(mount);
-      if (at >= 0) state.mounts.splice(at, 1);
+      const at = mounts.lastIndexOf(mount);
+      if (at >= 0) mounts.splice(at, 1);
       return (done as (...a: unknown[]) => unknown).apply(this, args);
     });
   };

@@ -378,8 +378,8 @@ function buildProvider(
   stats: ExportStats,
 ): Pipeline {
   const counter = new EndCounter();
-  const exitDelivery = config.exitDelivery !== 'off' && config.shutdownTimeoutMillis > 0;
-  const open = exitDelivery ? new OpenSpans() : undefined;
+  // With no exporter an exit has nothing to deliver, and the set would cost every span a Set entry.
+  const open = config.exitDelivery !== 'off' && exporters.length > 0 ? new OpenSpans() : undefined;
   const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats));
   const provider = new TracerProvider({
     resource,

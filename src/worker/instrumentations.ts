@@ -7,7 +7,7 @@ import type { ResolvedConfig } from '../config/types';
 import { onUntracedServer } from './untraced-servers';
 
 /** Query parameters whose values are replaced in URL attributes (matched case-insensitively). */
-export const SENSITIVE_QUERY_KEY = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|^code$/i;
+const SENSITIVE_QUERY_KEY = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|^code$/i;
 export const REDACTED = 'REDACTED';
 const URL_ATTRIBUTES = ['url.full', 'url.query', 'http.url', 'http.target'];
 

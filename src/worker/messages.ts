@@ -116,6 +116,9 @@ export const spoolMessages = {
     `spool: ${files} file(s) not delivered (${why}); kept in ${dir} for a later start.`,
   skipped: (dir: string, corrupt: number, foreign: number, old: number) =>
     `spool: skipped ${corrupt + foreign + old} file(s) in ${dir}: ${corrupt} corrupt, ${foreign} not this user's or service's, ${old} older than FORKTRACE_SPOOL_MAX_AGE_MS; removed those of this user.`,
+  /** A spool folder the user chose, and others may write to: used as it is. */
+  writableByOthers: (dir: string, who: string) =>
+    `spool: FORKTRACE_SPOOL_DIR ${dir} is writable by ${who}, who could remove or replace spooled spans; it is used as it is. Fix: chmod go-w ${dir}, or set FORKTRACE_SPOOL_DIR to a folder only this user can write to.`,
   unusable: (problem: string) =>
     `spool: ${problem}; spans an exit cannot send are lost. Set FORKTRACE_SPOOL_DIR to a folder of this user.`,
 } as const;

@@ -2,8 +2,9 @@
  * The spool: spans an exit could not deliver, kept on local disk until the next forktrace process
  * of the same service on this host sends them (a pm2 restart, a redeploy).
  *
- * Layout: `<spool dir>/<service>-<hash>/<created>-<pid>-<random>.otlp`, the folders mode 0700
- * and owned by the user, each file mode 0600 and written once by the exiting process. A file is:
+ * Layout: `<spool dir>/<service>-<hash>/<created>-<pid>-<random>.otlp`, the folders owned by the
+ * user and mode 0700 (a spool dir the user chose and made keeps its own mode), each file mode 0600
+ * and written once by the exiting process. A file is:
  *
  *   "FTSPOOL1" | uint32 BE header length | header JSON | body
  *
@@ -67,9 +68,11 @@ function folderProblem(dir: string, st: fs.Stats): SpoolProblem {
 
 /**
  * Makes `dir` (mode 0700) if needed and checks that it is a real folder of this user, not a
- * symlink nor another user's: the default spool lives in the shared temporary folder.
+ * symlink nor another user's: the default spool lives in the shared temporary folder. A folder
+ * of forktrace's own (`ours`) is made private again if its mode was opened; a folder the user
+ * chose keeps the mode they gave it.
  */
-function ownDir(dir: string): SpoolProblem {
+function ownDir(dir: string, ours: boolean): SpoolProblem {
   try {
     fs.mkdirSync(dir, { mode: 0o700, recursive: true });
   } catch (e) {
@@ -83,7 +86,7 @@ function ownDir(dir: string): SpoolProblem {
   }
   const problem = folderProblem(dir, st);
   if (problem !== undefined) return problem;
-  if (uid() !== undefined && (st.mode & 0o077) !== 0) {
+  if (ours && uid() !== undefined && (st.mode & 0o077) !== 0) {
     try {
       fs.chmodSync(dir, 0o700);
     } catch (e) {
@@ -94,10 +97,10 @@ function ownDir(dir: string): SpoolProblem {
 }
 
 /** The service's folder, made and checked; or why it cannot be used. */
-export function prepareServiceDir(spool: SpoolConfig, service: string): { dir: string } | { problem: string } {
+function prepareServiceDir(spool: SpoolConfig, service: string): { dir: string } | { problem: string } {
   // The default folder sits in the shared temporary folder, where anyone may have made that path
   // first: an existing folder is checked (a real folder, this user's), never trusted.
-  const problem = ownDir(spool.dir) ?? ownDir(serviceDir(spool, service));
+  const problem = ownDir(spool.dir, spool.chosen !== true) ?? ownDir(serviceDir(spool, service), true);
   return problem === undefined ? { dir: serviceDir(spool, service) } : { problem };
 }
 
@@ -136,7 +139,7 @@ export function encodeSpoolFile(header: Omit<SpoolHeader, 'bytes' | 'sha256'>, b
 }
 
 /** The header and body of a spool file, or why it is not one. */
-export function decodeSpoolFile(data: Buffer): { header: SpoolHeader; body: Buffer } | { corrupt: string } {
+function decodeSpoolFile(data: Buffer): { header: SpoolHeader; body: Buffer } | { corrupt: string } {
   if (data.length < MAGIC.length + 4 || !data.subarray(0, MAGIC.length).equals(MAGIC))
     return { corrupt: 'not a forktrace spool file' };
   const length = data.readUInt32BE(MAGIC.length);
@@ -245,6 +248,15 @@ export interface SpoolReport {
   skipped: { corrupt: number; foreign: number; old: number };
   /** The folder could not be used. */
   problem?: string;
+  /** Who besides the user may write to a spool dir the user chose: `group`, `others` or both. */
+  writableBy?: string;
+}
+
+/** Who besides the owner may write to a folder, or undefined; no modes to read without uids (Windows). */
+function writableBy(st: fs.Stats): string | undefined {
+  if (uid() === undefined) return undefined;
+  const who = [st.mode & 0o020 ? 'group' : '', st.mode & 0o002 ? 'others' : ''].filter((w) => w !== '');
+  return who.length === 0 ? undefined : who.join(' and ');
 }
 
 function alive(pid: number): boolean {
@@ -276,8 +288,10 @@ export async function deliverSpool(
   let names: string[];
   try {
     for (const d of [spool.dir, dir]) {
-      report.problem = folderProblem(d, await fs.promises.lstat(d));
+      const st = await fs.promises.lstat(d);
+      report.problem = folderProblem(d, st);
       if (report.problem !== undefined) return report;
+      if (d === spool.dir && spool.chosen === true) report.writableBy = writableBy(st);
     }
     names = (await fs.promises.readdir(dir)).slice(0, MAX_FILES).sort();
   } catch (e) {

@@ -18,19 +18,22 @@ export const TRACE_TRANSFORMER_FILES = {
   metricsHelper: ['trace', 'index.cjs'],
 } as const;
 
-function load(): { ProtobufTraceSerializer: typeof Serializer; TraceExporterMetricsHelper: typeof Helper } {
-  const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
-  const { ProtobufTraceSerializer } = require(path.join(dist, ...TRACE_TRANSFORMER_FILES.serializer)) as {
-    ProtobufTraceSerializer?: typeof Serializer;
-  };
-  const { TraceExporterMetricsHelper } = require(path.join(dist, ...TRACE_TRANSFORMER_FILES.metricsHelper)) as {
-    TraceExporterMetricsHelper?: typeof Helper;
-  };
-  if (ProtobufTraceSerializer === undefined || TraceExporterMetricsHelper === undefined) {
-    // Moved upstream: the index has both, at the cost the two files avoid.
-    return require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
+type Transformer = { ProtobufTraceSerializer: typeof Serializer; TraceExporterMetricsHelper: typeof Helper };
+
+function load(): Transformer {
+  try {
+    const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
+    const file = (parts: readonly string[]) => require(path.join(dist, ...parts)) as Partial<Transformer>;
+    const { ProtobufTraceSerializer } = file(TRACE_TRANSFORMER_FILES.serializer);
+    const { TraceExporterMetricsHelper } = file(TRACE_TRANSFORMER_FILES.metricsHelper);
+    if (ProtobufTraceSerializer !== undefined && TraceExporterMetricsHelper !== undefined) {
+      return { ProtobufTraceSerializer, TraceExporterMetricsHelper };
+    }
+  } catch {
+    // A file gone or renamed upstream: the index, below.
   }
-  return { ProtobufTraceSerializer, TraceExporterMetricsHelper };
+  // Moved upstream: the index has both, at the cost the two files avoid.
+  return require('@opentelemetry/otlp-transformer') as typeof import('@opentelemetry/otlp-transformer');
 }
 
 export const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = load();
