@@ -72,25 +72,31 @@ export function startMetrics(
     else if (name === 'console')
       exporters.push(new ConsoleMetricExporter({ temporalitySelector: temporalitySelector(config.temporality) }));
   }
-  if (exporters.length === 0) return undefined;
-  const readers = exporters.map(
-    (exporter) =>
-    {
-      const reader = new PeriodicExportingMetricReader({
-        exporter,
-        exportIntervalMillis: config.exportIntervalMillis,
-        exportTimeoutMillis: config.exportTimeoutMillis,
-      });
-      if (exporter instanceof OtlpMetricExporter) otlpReaders.push(reader);
-      return reader;
-    },
-  );
-  const provider = new MeterProvider({ resource, readers });
+  const otlpReaders: MetricReader[] = [];
+  const readers: MetricReader[] = exporters.map((exporter) => {
+    const reader = new PeriodicExportingMetricReader({
+      exporter,
+      exportIntervalMillis: config.exportIntervalMillis,
+      exportTimeoutMillis: config.exportTimeoutMillis,
+    });
+    if (exporter instanceof OtlpMetricExporter) otlpReaders.push(reader);
+    return reader;
+  });
+  const prometheus = config.exporters.includes('prometheus')
+    ? startPrometheus(config.prometheus, options.service, options.targetInfo, options.logger)
+    : undefined;
+  if (prometheus) readers.push(prometheus.reader);
+  if (readers.length === 0) return undefined;
+  const sdkProvider = new MeterProvider({ resource, readers });
+  const provider = prometheus ? prometheus.wrap(sdkProvider) : sdkProvider;
   const unsubscribe = options.mysql2 ? recordMysql2Durations(provider.getMeter('forktrace')) : () => undefined;
+  // A crash or process.exit(): no promise settles in 'exit', so the totals are written as they are.
+  const onExit = () => prometheus?.reader.writeNow();
+  if (prometheus) process.on('exit', onExit);
   let stopped = false;
   return {
     provider,
-    flush: () => (stopped ? Promise.resolve() : provider.forceFlush().catch(() => undefined)),
+    flush: () => (stopped ? Promise.resolve() : sdkProvider.forceFlush().catch(() => undefined)),
     atExit: () => {
       const [reader] = otlpReaders;
       if (stopped || reader === undefined) return undefined;
@@ -102,7 +108,9 @@ export function startMetrics(
       if (stopped) return Promise.resolve();
       stopped = true;
       unsubscribe();
-      return provider.shutdown().catch(() => undefined);
+      process.removeListener('exit', onExit);
+      prometheus?.close();
+      return sdkProvider.shutdown().catch(() => undefined);
     },
   };
 }

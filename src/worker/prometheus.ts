@@ -180,7 +180,7 @@ function toFamilies(rm: ResourceMetrics, exemplars: ExemplarStore | undefined): 
   return out;
 }
 
-function withExemplars(e: Array<Exemplar | undefined> | undefined): Pick<Series, 'exemplars'> {
+function withExemplars(e: Array<Exemplar | undefined> | undefined): Partial<Pick<Series, 'exemplars'>> {
   return e === undefined ? {} : { exemplars: e };
 }
 
