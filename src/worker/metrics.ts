@@ -23,8 +23,8 @@ import {
   ConsoleMetricExporter,
   InstrumentType,
   MeterProvider,
-  MetricReader,
   PeriodicExportingMetricReader,
+  type MetricReader,
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';

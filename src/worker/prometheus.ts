@@ -19,26 +19,45 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { context as apiContext, trace, type Attributes, type Context, type Histogram, type Meter, type MeterProvider as ApiMeterProvider, type Counter } from '@opentelemetry/api';
+import {
+  context as apiContext,
+  trace,
+  type Attributes,
+  type Context,
+  type Histogram,
+  type Meter,
+  type MeterProvider as ApiMeterProvider,
+  type Counter,
+} from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import {
   AggregationTemporality,
   DataPointType,
   MetricReader,
-  type CollectionResult,
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { PrometheusConfig } from '../config/types';
 import type { Logger } from './log';
 import { statusMessages } from './messages';
-import { contentType, negotiate, render, type Exemplar, type Family, type FamilyType, type Series } from './prometheus-text';
+import {
+  contentType,
+  negotiate,
+  render,
+  type Exemplar,
+  type Family,
+  type FamilyType,
+  type Series,
+} from './prometheus-text';
 import { UNTRACED_SERVERS } from './untraced-servers';
 
 /** How often a worker rewrites its file: what a SIGKILL can lose at most. */
 const WRITE_EVERY_MS = 1000;
 const FORMAT_VERSION = 1;
 const ARCHIVE = 'archive.json';
+/** How long a scrape waits for another worker's fold of dead files, and when a lock is stale. */
+const LOCK_WAIT_MS = 500;
+const STALE_LOCK_MS = 5000;
 
 /** What one worker's file holds. */
 interface Snapshot {
@@ -49,7 +68,6 @@ interface Snapshot {
   time: number;
   families: Family[];
 }
-
 
 /**
  * Reads this worker's totals for the scrape endpoint: cumulative, as a scrape wants them, and
@@ -107,7 +125,9 @@ interface CollectorInternals {
       {
         _instrumentationScope: ResourceMetrics['scopeMetrics'][number]['scope'];
         metricStorageRegistry: {
-          getStorages(collector: unknown): Array<{ collect(collector: unknown, time: unknown): MetricData | undefined }>;
+          getStorages(
+            collector: unknown,
+          ): Array<{ collect(collector: unknown, time: unknown): MetricData | undefined }>;
         };
       }
     >;
@@ -231,68 +251,85 @@ export class SnapshotStore {
    * The sum over this service's workers, live and dead: `own` stands for this worker's file. Dead
    * workers' files are folded into the archive on the way. Returns the families and the names
    * of other services seen in the folder (they share the port by mistake).
+   *
+   * A counter must never read lower than at the scrape before, or Prometheus takes it for a
+   * reset. Two things keep the sum monotonic. Every scrape writes the answering worker's fresh
+   * totals to its file, and files only grow, so whichever worker answers next reads at least what
+   * this one added up. And the archive and the dead files are read, and folded, under a lock: a
+   * reader never sees a dead worker both in the archive and in its own file.
    */
-  sum(own: Family[]): { families: Family[]; others: string[] } {
+  async sum(own: Family[]): Promise<{ families: Family[]; others: string[] }> {
     const total = new Totals();
     total.add(own, true);
     const others = new Set<string>();
-    const dead: string[] = [];
-    for (const name of safeReaddir(this.dir)) {
-      if (!name.endsWith('.json') || name === ARCHIVE) continue;
-      const file = path.join(this.dir, name);
-      if (file === this.file) continue;
-      const s = readSnapshot(file);
-      if (s === undefined) continue;
-      if (s.service !== this.service) {
-        others.add(s.service);
-        continue;
+    const unlock = await this.lock();
+    try {
+      const dead: Array<{ file: string; snapshot: Snapshot }> = [];
+      for (const name of safeReaddir(this.dir)) {
+        if (!name.endsWith('.json') || name === ARCHIVE) continue;
+        const file = path.join(this.dir, name);
+        if (file === this.file) continue;
+        const s = readSnapshot(file);
+        if (s === undefined) continue;
+        if (s.service !== this.service) {
+          others.add(s.service);
+          continue;
+        }
+        if (alive(s.pid)) total.add(s.families, true);
+        else dead.push({ file, snapshot: s });
       }
-      const live = alive(s.pid);
-      total.add(s.families, live);
-      if (!live) dead.push(file);
+      const archive = path.join(this.dir, ARCHIVE);
+      const archived = readSnapshot(archive)?.families ?? [];
+      // Without the lock (another worker holds it too long), read all and fold nothing.
+      if (unlock === undefined || dead.length === 0) {
+        total.add(archived, false);
+        for (const d of dead) total.add(d.snapshot.families, false);
+      } else {
+        const folded = new Totals();
+        folded.add(archived, false);
+        for (const d of dead) folded.add(d.snapshot.families, false);
+        const families = folded.families();
+        writeWhole(
+          archive,
+          JSON.stringify({
+            v: FORMAT_VERSION,
+            pid: 0,
+            instance: 'archive',
+            service: this.service,
+            time: Date.now(),
+            families,
+          }),
+        );
+        for (const d of dead) fs.rmSync(d.file, { force: true });
+        total.add(families, false);
+      }
+    } finally {
+      unlock?.();
     }
-    const archived = this.foldIntoArchive(dead);
-    if (archived !== undefined) total.add(archived, false);
     return { families: total.families(), others: [...others] };
   }
 
   /**
-   * Adds the dead workers' counters and histograms to the archive and removes their files; the
-   * archive's families, or undefined when there is none. A lock folder keeps two workers that
-   * answer scrapes at once from both folding the same file in.
+   * Takes the folder's lock (a directory: mkdir either makes it or fails, atomically), waiting up
+   * to LOCK_WAIT_MS; a lock older than STALE_LOCK_MS was left by a worker that died holding it.
+   * Resolves with the release, or undefined when the lock could not be had.
    */
-  private foldIntoArchive(dead: string[]): Family[] | undefined {
-    const archive = path.join(this.dir, ARCHIVE);
-    const lock = path.join(this.dir, '.archive.lock');
-    const read = () => readSnapshot(archive)?.families;
-    if (dead.length === 0) return read();
-    try {
-      fs.mkdirSync(lock);
-    } catch {
-      return read(); // another worker is folding; its result shows on the next scrape
-    }
-    try {
-      const total = new Totals();
-      const before = read();
-      if (before !== undefined) total.add(before, false);
-      const folded: string[] = [];
-      for (const file of dead) {
-        const s = readSnapshot(file);
-        if (s === undefined || s.service !== this.service || alive(s.pid)) continue;
-        total.add(s.families, false);
-        folded.push(file);
+  private async lock(): Promise<(() => void) | undefined> {
+    const dir = path.join(this.dir, '.lock');
+    for (const end = Date.now() + LOCK_WAIT_MS; ;) {
+      try {
+        fs.mkdirSync(dir);
+        return () => fs.rmSync(dir, { recursive: true, force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
       }
-      const families = total.families();
-      writeWhole(
-        archive,
-        JSON.stringify({ v: FORMAT_VERSION, pid: 0, instance: 'archive', service: this.service, time: Date.now(), families }),
-      );
-      for (const file of folded) fs.rmSync(file, { force: true });
-      return families;
-    } catch {
-      return read();
-    } finally {
-      fs.rmSync(lock, { recursive: true, force: true });
+      try {
+        if (Date.now() - fs.statSync(dir).mtimeMs > STALE_LOCK_MS) fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // released meanwhile
+      }
+      if (Date.now() > end) return undefined;
+      await new Promise((r) => setTimeout(r, 5));
     }
   }
 }
@@ -381,7 +418,12 @@ function safeReaddir(dir: string): string[] {
 function readSnapshot(file: string): Snapshot | undefined {
   try {
     const s = JSON.parse(fs.readFileSync(file, 'utf8')) as Snapshot;
-    return s.v === FORMAT_VERSION && Array.isArray(s.families) ? s : undefined;
+    if (s.v !== FORMAT_VERSION || !Array.isArray(s.families)) return undefined;
+    // JSON writes a bucket without an exemplar as null; the renderer wants it absent.
+    for (const f of s.families)
+      for (const series of f.series)
+        if (series.exemplars) series.exemplars = series.exemplars.map((e) => e ?? undefined);
+    return s;
   } catch {
     return undefined;
   }
@@ -399,7 +441,10 @@ function writeWhole(file: string, text: string): void {
  * so the instruments are wrapped: `record`/`add` also note the active span, when it is sampled.
  */
 export class ExemplarStore {
-  private readonly byMetric = new Map<string, { bounds: number[] | undefined; series: Map<string, Array<Exemplar | undefined>> }>();
+  private readonly byMetric = new Map<
+    string,
+    { bounds: number[] | undefined; series: Map<string, Array<Exemplar | undefined>> }
+  >();
 
   /** A meter provider whose histograms and counters note exemplars, around `inner`. */
   wrap(inner: ApiMeterProvider): ApiMeterProvider {
@@ -414,7 +459,7 @@ export class ExemplarStore {
   }
 
   private wrapMeter(meter: Meter): Meter {
-    const store = this;
+    const wrapRecord = this.wrapRecord.bind(this);
     return new Proxy(meter, {
       get(target, key, receiver) {
         if (key === 'createHistogram')
@@ -422,11 +467,11 @@ export class ExemplarStore {
             const h = target.createHistogram(name, options);
             // The SDK's default boundaries, when the instrument gives none.
             const bounds = options?.advice?.explicitBucketBoundaries ?? DEFAULT_BOUNDS;
-            return store.wrapRecord(name, bounds, h);
+            return wrapRecord(name, bounds, h);
           };
         if (key === 'createCounter')
           return (name: string, options?: Parameters<Meter['createCounter']>[1]) =>
-            store.wrapRecord(name, undefined, target.createCounter(name, options));
+            wrapRecord(name, undefined, target.createCounter(name, options));
         const v: unknown = Reflect.get(target, key, receiver);
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
@@ -504,13 +549,20 @@ export function startPrometheus(
       return;
     }
     const own = await reader.writeFresh();
-    const { families, others } = store.sum(own);
+    const { families, others } = await store.sum(own);
     if (others.length > 0 && !warnedOthers) {
       warnedOthers = true;
       logger.warn(statusMessages.prometheusShared(config.port, service, others));
     }
     const format = negotiate(req.headers.accept);
-    const body = render(families, { format, namespace: config.prefix, exemplars: config.exemplars, targetInfo });
+    const body = render(families, {
+      format,
+      namespace: config.prefix,
+      exemplars: config.exemplars,
+      targetInfo,
+      // Every scrape meets the same problem again: said once per interval.
+      onProblem: (p) => logger.warnRateLimited(`prometheus:${p.code}:${p.metric}`, p.text),
+    });
     res.writeHead(200, { 'content-type': contentType(format), 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
