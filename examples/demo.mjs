@@ -227,7 +227,7 @@ async function main() {
   const tail = startNode(
     [BIN, 'tail', '--port', String(tailPort), '--settle', String(SETTLE_MS), '--save', SPANS_FILE],
     baseEnv(color ? { FORCE_COLOR: '1' } : { NO_COLOR: '1' }),
-    /receiving OTLP\/HTTP at (\S+);/,
+    /receiving OTLP\/HTTP at (\S+)[ ;]/,
     'forktrace tail',
   );
   // Whole lines only, so that the progress line is never drawn in the middle of one.

@@ -392,12 +392,12 @@ describe('check', () => {
     const { checkMessages } = require('../dist/tools/check/messages.js');
     // In the shell: the key goes nowhere, and check says which name was meant, never the value.
     const shell = await bin(['check', '--no-send', '--json', SERVER_JS], {
-      env: { OTEL_SERVICE_NAME: 'typo-app', FORKTRACE_APIKEY: CANARY, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://127.0.0.1:9/x' },
+      env: { OTEL_SERVICE_NAME: 'typo-app', FORKTRACE_APIKEY: CANARY, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://127.0.0.1:9/x' },
     });
     assert.equal(shell.code, 1, shell.stdout + shell.stderr);
     const report = JSON.parse(shell.stdout);
     assert.deepEqual(report.problems, [checkMessages.misspeltVariable('FORKTRACE_APIKEY', '', 'FORKTRACE_API_KEY')]);
-    assert.deepEqual(report.notes, [checkMessages.otherOtelVariable('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', '')]);
+    assert.deepEqual(report.notes, [checkMessages.otherOtelVariable('OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', '')]);
     assert.deepEqual(
       report.findings.filter((f) => f.code === 'unknown-variable').map((f) => [f.setting, f.severity]),
       [['apiKey', 'problem'], [undefined, 'note']],

@@ -15,7 +15,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { EXAMPLE, REGISTER_CJS, ROOT, get, mysqlReachable, receiverForThisFile, spawnNode } from './helpers.mjs';
+import { EXAMPLE, REGISTER_CJS, ROOT, freePort, get, mysqlReachable, receiverForThisFile, spawnNode } from './helpers.mjs';
 import { startPm2 } from './pm2-helpers.mjs';
 
 const require = createRequire(import.meta.url);
@@ -215,7 +215,7 @@ test('pm2 cluster mode: each worker its own series, and their sum is every reque
   receiver.reset();
   const pm2 = await startPm2();
   t.after(() => pm2.kill());
-  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const port = String(await freePort());
   await pm2.run(['start', path.join(ROOT, 'ecosystem.config.js')], {
     env: {
       PORT: port,

@@ -9,7 +9,16 @@ import type { ExitDeliveryName, ExporterName, Finding, ForktraceOptions, Metrics
 import { configMessages as messages } from '../worker/messages';
 import { parseKeyValueList, redactUrl } from '../worker/secrets';
 import { defaultHostFacts, defaultUser, findAppPackage, readTextFile } from './host';
-import { INSTRUMENTATIONS, oneLine, plainHttpOffHost, read, splitList, urlProblem, type Parser } from './parsers';
+import {
+  absolutePath,
+  INSTRUMENTATIONS,
+  oneLine,
+  plainHttpOffHost,
+  read,
+  splitList,
+  urlProblem,
+  type Parser,
+} from './parsers';
 import {
   COMPRESSION,
   DEFAULT_ENDPOINT,
@@ -271,13 +280,17 @@ function resolveMetrics(
       prefix: v.prometheusPrefix,
       exemplars: v.prometheusExemplars,
       // Per user and per port: the workers answering one port share it, whatever their app.
-      dir:
-        v.prometheusDir ??
-        path.join(
-          r.host.tmpdir ?? os.tmpdir(),
-          `forktrace-metrics-${r.host.user ?? defaultUser()}`,
-          String(v.prometheusPort),
-        ),
+      dir: r.regular(
+        { ...SETTINGS.prometheusDir, parser: absolutePath },
+        {
+          value: path.join(
+            r.host.tmpdir ?? os.tmpdir(),
+            `forktrace-metrics-${r.host.user ?? defaultUser()}`,
+            String(v.prometheusPort),
+          ),
+          text: 'the default folder',
+        },
+      ) as string,
     },
   };
 }

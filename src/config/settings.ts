@@ -483,7 +483,7 @@ export const SETTINGS = table({
   prometheusDir: {
     option: 'metrics.prometheus.dir',
     env: ['FORKTRACE_PROMETHEUS_DIR'],
-    parser: absolutePath,
+    check: absolutePath.check,
     default: undefined,
     defaultDoc: '`forktrace-metrics-<uid>/<port>` in `os.tmpdir()`',
     label: 'Prometheus state folder',

@@ -35,7 +35,7 @@ export const checkMessages = {
   unknownForktraceVariable: (name: string, where: string) =>
     `${name}${where} is not a forktrace variable, so it is ignored; the README's configuration table lists them all.`,
   otherOtelVariable: (name: string, where: string) =>
-    `${name}${where} is not read by forktrace, which sends traces only (another tool may read it).`,
+    `${name}${where} is not read by forktrace, which sends traces and metrics only (another tool may read it).`,
   inPm2Env: " (in the pm2 app's env)",
   noOtlpExporter: (exporters: string[]) =>
     `OTEL_TRACES_EXPORTER=${exporters.join(',')}: no OTLP exporter, spans never reach the endpoint.`,

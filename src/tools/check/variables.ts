@@ -48,12 +48,12 @@ function oneWordApart(a: string, b: string): boolean {
 }
 
 /** Words of the OpenTelemetry variables of other signals, which forktrace does not send. */
-const OTHER_SIGNALS = new Set(['METRICS', 'LOGS', 'PROFILES']);
+const OTHER_SIGNALS = new Set(['LOGS', 'PROFILES']);
 
 /**
  * The known variable `name` was most likely meant to be, or undefined when none is close: two
  * edits at most (more would match one real name to another: TRACES and LOGS are 5 apart), or one
- * word more or less. A variable of another signal (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) is
+ * word more or less. A variable of another signal (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`) is
  * not a misspelling of a traces one.
  */
 export function nearestKnown(name: string, known: readonly string[] = KNOWN_VARIABLES): string | undefined {
