@@ -208,9 +208,11 @@ test('unknown variables: the nearest known name for a typo, none for another sig
     ['OTEL_TRACES_SAMPLER_ARGS', 'OTEL_TRACES_SAMPLER_ARG'], // closest by letters among words apart
     ['FORKTRACE_SHUTDOWN_TIMEOUT', 'FORKTRACE_SHUTDOWN_TIMEOUT_MS'],
     ['OTEL_LOG_LEVELS', 'OTEL_LOG_LEVEL'],
-    ['OTEL_METRICS_EXPORTER', undefined], // another signal's, not a typo of OTEL_TRACES_EXPORTER
+    ['OTEL_LOGS_EXPORTER', undefined], // another signal's, not a typo of OTEL_TRACES_EXPORTER
     ['OTEL_EXPORTER_OTLP_LOGS_HEADERS', undefined],
-    ['OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', undefined],
+    ['OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', undefined],
+    ['OTEL_METRIC_EXPORTER', 'OTEL_METRICS_EXPORTER'], // metrics are read now: a typo of theirs is one
+    ['OTEL_EXPORTER_PROMETHEUS_PORTS', 'OTEL_EXPORTER_PROMETHEUS_PORT'],
     ['OTEL_PROPAGATORS', undefined],
     ['FORKTRACE_DEBUG', undefined],
   ];
