@@ -209,7 +209,7 @@ export interface ForktraceOptions {
       prefix?: string;
       /** Exemplars (trace and span id) in the OpenMetrics format. Default false; env `FORKTRACE_PROMETHEUS_EXEMPLARS`. */
       exemplars?: boolean;
-      /** Absolute path of the workers' shared state folder. Default `forktrace-metrics-<uid>/<port>` in `os.tmpdir()`; env `FORKTRACE_PROMETHEUS_DIR`. */
+      /** Absolute path of the workers' shared state folder (a folder per port inside it). Default `forktrace-metrics-<uid>` in `os.tmpdir()`; env `FORKTRACE_PROMETHEUS_DIR`. */
       dir?: string;
     };
   };

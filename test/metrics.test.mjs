@@ -7,8 +7,8 @@
 // database operations counted with their attributes; each worker its own series; nothing sent
 // when metrics are off (the default).
 //
-// Not covered here: the console exporter's output format (upstream's), a crash or process.exit()
-// (metrics recorded since the last export are lost there: README "Metrics"), Prometheus.
+// Not covered here: the console exporter's output format (upstream's); Prometheus
+// (test/prometheus.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';

@@ -283,14 +283,11 @@ function resolveMetrics(
       dir: r.regular(
         { ...SETTINGS.prometheusDir, parser: absolutePath },
         {
-          value: path.join(
-            r.host.tmpdir ?? os.tmpdir(),
-            `forktrace-metrics-${r.host.user ?? defaultUser()}`,
-            String(v.prometheusPort),
-          ),
+          value: path.join(r.host.tmpdir ?? os.tmpdir(), `forktrace-metrics-${r.host.user ?? defaultUser()}`),
           text: 'the default folder',
         },
       ) as string,
+      dirChosen: r.sources.prometheusDir !== 'default',
     },
   };
 }

@@ -485,9 +485,9 @@ export const SETTINGS = table({
     env: ['FORKTRACE_PROMETHEUS_DIR'],
     check: absolutePath.check,
     default: undefined,
-    defaultDoc: '`forktrace-metrics-<uid>/<port>` in `os.tmpdir()`',
+    defaultDoc: '`forktrace-metrics-<uid>` in `os.tmpdir()`',
     label: 'Prometheus state folder',
-    doc: "Where each worker keeps its totals for the scrape, and a dead worker's stay: an absolute path, one per scrape port.",
+    doc: "Where each worker keeps its totals for the scrape, and a dead worker's stay: an absolute path; each port gets a folder inside it.",
     show: (c) => c.metrics.prometheus.dir,
   },
 });

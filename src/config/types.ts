@@ -89,8 +89,10 @@ export interface PrometheusConfig {
   port: number;
   prefix: string;
   exemplars: boolean;
-  /** Absolute path of the folder the workers keep their totals in. */
+  /** Absolute path of the folder the workers keep their totals in: one folder per port inside it. */
   dir: string;
+  /** Whether the user chose `dir` (its mode is theirs), or it is forktrace's default. */
+  dirChosen: boolean;
 }
 
 /** The resolved configuration: plain data, built only by `resolveConfig`. */

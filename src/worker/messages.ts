@@ -51,6 +51,8 @@ export const statusMessages = {
     `metrics export to ${endpoint} failed: ${why}. The next export sends them again if temporality is cumulative.`,
   prometheusListenFailed: (host: string, port: number, code: string) =>
     `the Prometheus endpoint cannot listen on ${host}:${port} (${code}): no scrape endpoint in this process. Set OTEL_EXPORTER_PROMETHEUS_PORT to a free port.`,
+  prometheusFolderUnusable: (why: string) =>
+    `the Prometheus state folder cannot be used: ${why}. The endpoint reports this worker only, and a dead worker's counts are lost. Set FORKTRACE_PROMETHEUS_DIR to a folder of this user.`,
   prometheusShared: (port: number, service: string, others: string[]) =>
     `port ${port} serves the Prometheus metrics of ${service} and also ${others.join(', ')}: a scrape answers for whichever app's worker takes it. Give each app its own OTEL_EXPORTER_PROMETHEUS_PORT.`,
   /** Added to the status line when metrics are on. */

@@ -15,7 +15,7 @@
  * A worker killed by SIGKILL (or the OOM killer) loses what it counted since its last write, at
  * most a second: an undercount, never a step back.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -49,12 +49,14 @@ import {
   type FamilyType,
   type Series,
 } from './prometheus-text';
+import { ownDir } from './spool';
 import { UNTRACED_SERVERS } from './untraced-servers';
 
 /** How often a worker rewrites its file: what a SIGKILL can lose at most. */
 const WRITE_EVERY_MS = 1000;
 const FORMAT_VERSION = 1;
-const ARCHIVE = 'archive.json';
+/** Each service's archive: `archive-<name>-<hash>.json`. */
+const ARCHIVE_PREFIX = 'archive-';
 /** How long a scrape waits for another worker's fold of dead files, and when a lock is stale. */
 const LOCK_WAIT_MS = 500;
 const STALE_LOCK_MS = 5000;
@@ -86,23 +88,33 @@ export class SnapshotReader extends MetricReader {
   }
 
   protected override onInitialized(): void {
-    this.timer = setInterval(() => void this.writeFresh(), WRITE_EVERY_MS).unref();
+    this.timer = setInterval(() => void this.writeFresh().catch(() => undefined), WRITE_EVERY_MS).unref();
   }
+
+  /** The families last written: what a scrape during the stop reports for this worker. */
+  private last: Family[] = [];
 
   /** Collects and writes this worker's file; resolves with its families for the scrape. */
   async writeFresh(): Promise<Family[]> {
-    if (this.closed) return [];
+    if (this.closed) return this.last;
     const { resourceMetrics } = await this.collect();
-    const families = toFamilies(resourceMetrics, this.exemplars);
-    this.store.write(families);
-    return families;
+    this.last = toFamilies(resourceMetrics, this.exemplars);
+    this.store.write(this.last);
+    return this.last;
   }
 
-  /** The same, synchronously, from the SDK's storages (upstream internals: see upstream.ts). */
+  /**
+   * The same, synchronously, from the SDK's storages (upstream internals: see upstream.ts), for
+   * the `exit` event. Never throws: an exit listener that throws changes the exit code.
+   */
   writeNow(): void {
     if (this.closed) return;
-    const rm = collectNow(this);
-    if (rm !== undefined) this.store.write(toFamilies(rm, this.exemplars));
+    try {
+      const rm = collectNow(this);
+      if (rm !== undefined) this.store.write(toFamilies(rm, this.exemplars));
+    } catch {
+      // the file written a second ago stands
+    }
   }
 
   protected override async onForceFlush(): Promise<void> {
@@ -209,24 +221,46 @@ function seriesKey(attributes: Attributes | Series['attributes']): string {
   return JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** A scrape that cannot be answered without risking a counter going backwards: answered 503. */
+export class NotNowError extends Error {}
+
 /**
- * The folder the workers of one scrape port share: each worker's file, and the archive of the
- * workers that died. Files are written whole and renamed into place, so a reader never sees half
- * of one.
+ * The folder the workers of one scrape port share: each worker's file, and one archive per
+ * service of the workers that died. Files are written whole and renamed into place, so a reader
+ * never sees half of one. The folder sits in the shared temporary folder by default, so it is
+ * checked like the spool's (a real folder of this user's, made private), and files are created
+ * without following links.
  */
 export class SnapshotStore {
   readonly file: string;
+  readonly dir: string;
+  private readonly archive: string;
   private readonly instance = randomUUID();
-  private ready = false;
+  private problem: string | undefined | null = null;
 
   constructor(
-    private readonly dir: string,
+    private readonly config: Pick<PrometheusConfig, 'dir' | 'dirChosen' | 'port'>,
     private readonly service: string,
+    private readonly onProblem: (why: string) => void = () => undefined,
   ) {
-    this.file = path.join(dir, `${process.pid}-${this.instance}.json`);
+    this.dir = path.join(config.dir, String(config.port));
+    this.file = path.join(this.dir, `${process.pid}-${this.instance}.json`);
+    const readable = service.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
+    const hash = createHash('sha256').update(service).digest('hex').slice(0, 12);
+    this.archive = path.join(this.dir, `${ARCHIVE_PREFIX}${readable}-${hash}.json`);
+  }
+
+  /** Makes and checks the folder once; says once why it cannot be used. */
+  private usable(): boolean {
+    if (this.problem === null) {
+      this.problem = ownDir(this.config.dir, !this.config.dirChosen) ?? ownDir(this.dir, true);
+      if (this.problem !== undefined) this.onProblem(this.problem);
+    }
+    return this.problem === undefined;
   }
 
   write(families: Family[]): void {
+    if (!this.usable()) return;
     const snapshot: Snapshot = {
       v: FORMAT_VERSION,
       pid: process.pid,
@@ -236,75 +270,69 @@ export class SnapshotStore {
       families,
     };
     try {
-      if (!this.ready) {
-        fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-        this.ready = true;
-      }
       writeWhole(this.file, JSON.stringify(snapshot));
     } catch {
-      // A full disk or a removed folder must not take the app down; the next write tries again.
-      this.ready = false;
+      // A full disk must not take the app down; the next write tries again.
     }
   }
 
   /**
    * The sum over this service's workers, live and dead: `own` stands for this worker's file. Dead
-   * workers' files are folded into the archive on the way. Returns the families and the names
-   * of other services seen in the folder (they share the port by mistake).
+   * workers' files are folded into the service's archive on the way. Returns the families and
+   * the names of other services whose live workers answer on this port (a mistake).
    *
    * A counter must never read lower than at the scrape before, or Prometheus takes it for a
-   * reset. Two things keep the sum monotonic. Every scrape writes the answering worker's fresh
+   * reset. Three things keep the sum monotonic. Every scrape writes the answering worker's fresh
    * totals to its file, and files only grow, so whichever worker answers next reads at least what
-   * this one added up. And the archive and the dead files are read, and folded, under a lock: a
-   * reader never sees a dead worker both in the archive and in its own file.
+   * this one added up. The archive and the dead files are read and folded under a lock, so no
+   * reader sees a dead worker both in the archive and in its own file; and the archive names the
+   * files it holds, so a file that could not be removed is never added twice. When the lock or
+   * the archive cannot be had, the scrape fails (NotNowError, a 503) rather than answer low.
    */
   async sum(own: Family[]): Promise<{ families: Family[]; others: string[] }> {
+    if (!this.usable()) return { families: new Totals().addAll(own, true), others: [] };
     const total = new Totals();
     total.add(own, true);
     const others = new Set<string>();
     const unlock = await this.lock();
+    if (unlock === undefined) throw new NotNowError('another worker holds the folder');
     try {
-      const dead: Array<{ file: string; snapshot: Snapshot }> = [];
+      const archive = readArchive(this.archive);
+      const dead: Array<{ name: string; file: string; snapshot: Snapshot }> = [];
       for (const name of safeReaddir(this.dir)) {
-        if (!name.endsWith('.json') || name === ARCHIVE) continue;
+        if (!name.endsWith('.json') || name.startsWith(ARCHIVE_PREFIX)) continue;
         const file = path.join(this.dir, name);
         if (file === this.file) continue;
         const s = readSnapshot(file);
         if (s === undefined) continue;
+        const live = alive(s.pid);
         if (s.service !== this.service) {
-          others.add(s.service);
+          if (live) others.add(s.service);
           continue;
         }
-        if (alive(s.pid)) total.add(s.families, true);
-        else dead.push({ file, snapshot: s });
+        if (live) total.add(s.families, true);
+        else if (archive.folded.includes(name)) removeQuietly(file);
+        else dead.push({ name, file, snapshot: s });
       }
-      const archive = path.join(this.dir, ARCHIVE);
-      const archived = readSnapshot(archive)?.families ?? [];
-      // Without the lock (another worker holds it too long), read all and fold nothing.
-      if (unlock === undefined || dead.length === 0) {
-        total.add(archived, false);
-        for (const d of dead) total.add(d.snapshot.families, false);
-      } else {
+      let families = archive.families;
+      if (dead.length > 0) {
         const folded = new Totals();
-        folded.add(archived, false);
+        folded.add(archive.families, false);
         for (const d of dead) folded.add(d.snapshot.families, false);
-        const families = folded.families();
-        writeWhole(
-          archive,
-          JSON.stringify({
-            v: FORMAT_VERSION,
-            pid: 0,
-            instance: 'archive',
-            service: this.service,
-            time: Date.now(),
-            families,
-          }),
+        families = folded.families();
+        // Names whose files are gone need no remembering.
+        const names = [...archive.folded, ...dead.map((d) => d.name)].filter((n) =>
+          fs.existsSync(path.join(this.dir, n)),
         );
-        for (const d of dead) fs.rmSync(d.file, { force: true });
-        total.add(families, false);
+        writeWhole(
+          this.archive,
+          JSON.stringify({ v: FORMAT_VERSION, service: this.service, time: Date.now(), folded: names, families }),
+        );
+        for (const d of dead) removeQuietly(d.file);
       }
+      total.add(families, false);
     } finally {
-      unlock?.();
+      unlock();
     }
     return { families: total.families(), others: [...others] };
   }
@@ -334,9 +362,42 @@ export class SnapshotStore {
   }
 }
 
+/** A service's archive: the dead workers' totals, and the files already in them. */
+function readArchive(file: string): { families: Family[]; folded: string[] } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { families: [], folded: [] };
+    // Answering without the archive would step every counter back.
+    throw new NotNowError(`cannot read the archive (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const a = JSON.parse(text) as { v?: number; families?: Family[]; folded?: string[] };
+    if (a.v !== FORMAT_VERSION || !Array.isArray(a.families)) throw new Error('format');
+    return { families: normalize(a.families), folded: Array.isArray(a.folded) ? a.folded : [] };
+  } catch {
+    throw new NotNowError('the archive is not readable');
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // the archive names it: it is not counted again
+  }
+}
+
 /** Adds families up: counters and histograms always, gauges and up-down counters of live workers only. */
 class Totals {
   private readonly byName = new Map<string, { family: Family; series: Map<string, Series> }>();
+
+  /** `add`, then the families: for one set alone. */
+  addAll(families: Family[], live: boolean): Family[] {
+    this.add(families, live);
+    return this.families();
+  }
 
   add(families: Family[], live: boolean): void {
     for (const f of families) {
@@ -419,19 +480,37 @@ function readSnapshot(file: string): Snapshot | undefined {
   try {
     const s = JSON.parse(fs.readFileSync(file, 'utf8')) as Snapshot;
     if (s.v !== FORMAT_VERSION || !Array.isArray(s.families)) return undefined;
-    // JSON writes a bucket without an exemplar as null; the renderer wants it absent.
-    for (const f of s.families)
-      for (const series of f.series)
-        if (series.exemplars) series.exemplars = series.exemplars.map((e) => e ?? undefined);
+    s.families = normalize(s.families);
     return s;
   } catch {
     return undefined;
   }
 }
 
+/** JSON writes a bucket without an exemplar as null; the renderer wants it absent. */
+function normalize(families: Family[]): Family[] {
+  for (const f of families)
+    for (const series of f.series) if (series.exemplars) series.exemplars = series.exemplars.map((e) => e ?? undefined);
+  return families;
+}
+
+/**
+ * Writes `file` whole: a temporary file created here (never through a link someone left in its
+ * place), then renamed over the old one.
+ */
 function writeWhole(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text, { mode: 0o600 });
+  removeQuietly(tmp);
+  const fd = fs.openSync(
+    tmp,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0),
+    0o600,
+  );
+  try {
+    fs.writeSync(fd, text);
+  } finally {
+    fs.closeSync(fd);
+  }
   fs.renameSync(tmp, file);
 }
 
@@ -487,7 +566,11 @@ export class ExemplarStore {
       if (sc === undefined || (sc.traceFlags & 1) === 0) return;
       const key = seriesKey(attributes ?? {});
       let list = entry.series.get(key);
-      if (list === undefined) entry.series.set(key, (list = []));
+      if (list === undefined) {
+        // As many series as sdk-metrics keeps by default (its cardinality limit), no more.
+        if (entry.series.size >= MAX_EXEMPLAR_SERIES) return;
+        entry.series.set(key, (list = []));
+      }
       const i = bounds === undefined ? 0 : bucketIndex(bounds, value);
       list[i] = { value, traceId: sc.traceId, spanId: sc.spanId, timeUnixMs: Date.now() };
     };
@@ -499,6 +582,8 @@ export class ExemplarStore {
     return ('record' in instrument ? { record: wrapped } : { add: wrapped }) as unknown as T;
   }
 }
+
+const MAX_EXEMPLAR_SERIES = 2000;
 
 /** sdk-metrics' default explicit bucket boundaries (ExplicitBucketHistogramAggregation). */
 const DEFAULT_BOUNDS = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
@@ -531,16 +616,19 @@ export function startPrometheus(
   logger: Logger,
 ): PrometheusEndpoint {
   const exemplars = config.exemplars ? new ExemplarStore() : undefined;
-  const store = new SnapshotStore(config.dir, service);
+  const store = new SnapshotStore(config, service, (why) => logger.warn(statusMessages.prometheusFolderUnusable(why)));
   const reader = new SnapshotReader(store, exemplars);
   let warnedOthers = false;
   const server = http.createServer((req, res) => {
-    void answer(req, res).catch(() => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
+    void answer(req, res).catch((e: unknown) => {
+      // 503: Prometheus records a failed scrape, not a reset; the next one answers.
+      if (!res.headersSent) res.writeHead(e instanceof NotNowError ? 503 : 500, { 'content-type': 'text/plain' });
+      res.end(e instanceof NotNowError ? `${e.message}; scrape again\n` : undefined);
     });
   });
   UNTRACED_SERVERS.add(server);
+  // Prometheus keeps its connection open between scrapes: it must not keep the worker alive.
+  server.on('connection', (socket) => socket.unref());
   const answer = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || (url !== '/metrics' && url !== '/')) {

@@ -72,7 +72,7 @@ function folderProblem(dir: string, st: fs.Stats): SpoolProblem {
  * of forktrace's own (`ours`) is made private again if its mode was opened; a folder the user
  * chose keeps the mode they gave it.
  */
-function ownDir(dir: string, ours: boolean): SpoolProblem {
+export function ownDir(dir: string, ours: boolean): SpoolProblem {
   try {
     fs.mkdirSync(dir, { mode: 0o700, recursive: true });
   } catch (e) {
