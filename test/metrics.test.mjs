@@ -7,8 +7,8 @@
 // database operations counted with their attributes; each worker its own series; nothing sent
 // when metrics are off (the default).
 //
-// Not covered here: the console exporter's output format (upstream's), a crash or process.exit()
-// (metrics recorded since the last export are lost there: README "Metrics"), Prometheus.
+// Not covered here: the console exporter's output format (upstream's), Prometheus, a metrics
+// endpoint that does not answer at a stop (test/signals.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
@@ -191,6 +191,52 @@ test('a crash and process.exit(): the metrics since the last export are sent fro
     // response's 'close', which comes after the 'finish' in which the app called process.exit().
     assert.doesNotMatch(app.stderr, /forktrace: warning/);
   }
+});
+
+test('a metrics-only app (OTEL_TRACES_EXPORTER=none): a crash sends the metrics from the exit, and a script that just ends flushes them on beforeExit', async () => {
+  // The exit delivery used to be installed only with a span exporter, and beforeExit flushed only
+  // when spans had ended: a metrics-only app lost what it recorded since the last export.
+  receiver.reset();
+  const crash = spawnNode(['--require', REGISTER_CJS, path.join(ROOT, 'test', 'fixtures', 'crash-app.js')], {
+    env: {
+      OTEL_SERVICE_NAME: 'metrics-only-crash',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+    },
+  });
+  const { listening: port } = await crash.ready;
+  for (let i = 0; i < 5; i++) await get(`http://127.0.0.1:${port}/hello`);
+  await get(`http://127.0.0.1:${port}/crash`).catch(() => undefined);
+  assert.equal((await crash.exited).code, 1, 'the crash exit code is the app’s own');
+  const hello = latest(receiver.metrics, SERVER_DURATION).filter((p) => p.attributes['http.route'] === '/hello');
+  assert.equal(countOf(hello), 5, 'the five requests before the crash');
+  assert.deepEqual(receiver.requests.filter((r) => r.path === '/v1/traces'), [], 'no spans: the traces exporter is none');
+  assert.doesNotMatch(crash.stderr, /forktrace: warning/);
+
+  // No span at all here, so only the metrics can make beforeExit flush; the exit delivery is off,
+  // so only beforeExit can have sent them.
+  receiver.reset();
+  const script = `
+    const { metrics } = require(${JSON.stringify(require.resolve('@opentelemetry/api'))});
+    metrics.getMeter('job').createCounter('job.items').add(7);
+    console.log(JSON.stringify({ listening: 0 }));
+  `;
+  const job = spawnNode(['--require', REGISTER_CJS, '-e', script], {
+    env: {
+      OTEL_SERVICE_NAME: 'metrics-only-job',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+      FORKTRACE_EXIT_DELIVERY: 'off',
+    },
+  });
+  assert.deepEqual(await job.exited, { code: 0, signal: null });
+  const items = receiver.metrics.filter((p) => p.name === 'job.items');
+  assert.deepEqual(items.map((p) => p.value), [7], 'sent once, by the beforeExit flush');
+  assert.doesNotMatch(job.stderr, /forktrace: warning/);
 });
 
 test('metrics are off by default: nothing is sent to /v1/metrics and the status line does not mention them', async () => {

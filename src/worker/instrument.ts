@@ -42,7 +42,7 @@ import {
 } from './exporter';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
-import { installStopHooks } from './lifecycle';
+import { installStopHooks, type FlushParts } from './lifecycle';
 import { diagLevel, Logger } from './log';
 import { loadOrderWarning, pm2Messages, statusMessages } from './messages';
 import { readPm2, whenPm2TakesStderr } from './pm2';
@@ -220,8 +220,11 @@ function start(
   });
   const drops = new DropSummary(statsNow, logger);
   let stopped = false;
-  const forceFlush = async () => {
-    await Promise.all([provider.forceFlush().catch(() => undefined), metrics?.flush()]);
+  const forceFlush = async (parts: FlushParts = { spans: true, metrics: true }) => {
+    await Promise.all([
+      parts.spans ? provider.forceFlush().catch(() => undefined) : undefined,
+      parts.metrics ? metrics?.flush() : undefined,
+    ]);
   };
   const shutdown = async () => {
     if (stopped) return;
@@ -243,38 +246,28 @@ function start(
     pending: () => statsNow().pending,
     abandon: () => exporters.forEach((e) => e.abandonInFlight()),
     ended: () => counter.ended,
+    ...(metrics ? { metricsRecorded: () => metrics.recordedSinceExport() } : {}),
     timeoutMillis: config.shutdownTimeoutMillis,
     logger,
     pm2ShutdownMessage: pm2?.shutdownWithMessage ?? false,
     clusterWorker,
     onStopStarted: (at) => (stopStartedAt ??= at),
   });
-  const uninstallExit = pipeline.open
-    ? installExitDelivery({
-        config,
-        open: pipeline.open,
-        logger,
-        backlog: () => backlog(exporters, pipeline.batchers),
-        ...(metrics && config.metrics.exporters.includes('otlp')
-          ? {
-              metrics: () => {
-                const body = metrics.atExit();
-                const m = config.metrics;
-                return body === undefined
-                  ? undefined
-                  : {
-                      body,
-                      endpoint: m.endpoint,
-                      headers: m.headers,
-                      compression: m.compression,
-                      ...(m.certificateFile ? { certificateFile: m.certificateFile } : {}),
-                    };
-              },
-            }
-          : {}),
-        stopStartedAt: () => stopStartedAt,
-      })
-    : () => undefined;
+  // Spans when an exporter takes them; OTLP metrics on their own too (a metrics-only app), in
+  // `send` mode: they are never spooled.
+  const otlpMetrics = metrics && config.metrics.exporters.includes('otlp') ? metrics : undefined;
+  const uninstallExit =
+    pipeline.open || (otlpMetrics && config.exitDelivery === 'send')
+      ? installExitDelivery({
+          config,
+          ...(pipeline.open
+            ? { spans: { open: pipeline.open, backlog: () => backlog(exporters, pipeline.batchers) } }
+            : {}),
+          logger,
+          ...(otlpMetrics ? { metrics: () => metricsAtExit(otlpMetrics, config) } : {}),
+          stopStartedAt: () => stopStartedAt,
+        })
+      : () => undefined;
   if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
 
   // A node:cluster primary usually only forks and supervises; its workers inherit --require and
@@ -350,6 +343,20 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
       logger.warnRateLimited(`metrics:${d.kind}`, statusMessages.metricsExportFailed(config.metrics.endpoint, d.text));
     },
   });
+}
+
+/** The OTLP metrics an exit sends, and where: undefined when nothing was recorded since the last export. */
+function metricsAtExit(metrics: Metrics, config: ResolvedConfig) {
+  const body = metrics.atExit();
+  if (body === undefined) return undefined;
+  const m = config.metrics;
+  return {
+    body,
+    endpoint: m.endpoint,
+    headers: m.headers,
+    compression: m.compression,
+    ...(m.certificateFile ? { certificateFile: m.certificateFile } : {}),
+  };
 }
 
 /** What the status line adds when metrics are on: where, and how often. */
