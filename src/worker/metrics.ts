@@ -51,7 +51,7 @@ export interface Metrics {
   recordedSinceExport(): number;
   /**
    * For an exit that cannot wait (a crash, process.exit()): the OTLP data recorded since the last
-   * export, serialized synchronously; undefined when there is none or OTLP is off.
+   * successful export, serialized synchronously; undefined when there is none or OTLP is off.
    */
   atExit(): Uint8Array | undefined;
 }
@@ -115,7 +115,7 @@ export function startMetrics(
     atExit: () => {
       if (stopped || otlp === undefined) return undefined;
       const rm = collectNow(otlp.reader);
-      if (rm === undefined || rm.scopeMetrics.length === 0) return undefined;
+      if (rm === undefined || !otlp.exporter.isNews(rm)) return undefined;
       return ProtobufMetricsSerializer.serializeRequest(rm);
     },
     shutdown: () => {
@@ -208,6 +208,38 @@ class NotingExporter implements PushMetricExporter {
 }
 
 /**
+ * What an exit has to send of `rm`, in short: its delta points (each is news: recorded since the
+ * last collection), and a fingerprint of its cumulative points (the number of points, the sum of
+ * their counts and of their values), which equals the last successful export's when nothing was
+ * recorded since. Cheap, and the same data always gives the same fingerprint: the SDK collects
+ * its storages and series in the same order every time.
+ */
+function summarize(rm: ResourceMetrics): { deltaPoints: number; cumulativePoints: number; cumulative: string } {
+  let deltaPoints = 0;
+  let points = 0;
+  let counts = 0;
+  let values = 0;
+  for (const scope of rm.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      if (metric.aggregationTemporality === AggregationTemporality.DELTA) {
+        deltaPoints += metric.dataPoints.length;
+        continue;
+      }
+      for (const point of metric.dataPoints) {
+        points++;
+        const v = point.value as number | { count: number; sum?: number };
+        if (typeof v === 'number') values += v;
+        else {
+          counts += v.count;
+          values += v.sum ?? 0;
+        }
+      }
+    }
+  }
+  return { deltaPoints, cumulativePoints: points, cumulative: `${points}:${counts}:${values}` };
+}
+
+/**
  * Which temporality each kind of instrument is exported with, per the OTLP metrics exporter spec
  * (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`): up-down counters stay cumulative under
  * `delta`, and `lowmemory` also keeps asynchronous counters cumulative, so that the SDK need not
@@ -239,6 +271,8 @@ export function temporalitySelector(
  */
 class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
   readonly selectAggregationTemporality: (type: InstrumentType) => AggregationTemporality;
+  /** The cumulative fingerprint of the last export that succeeded (see {@link summarize}). */
+  private exported: string | undefined;
 
   constructor(
     config: MetricsConfig,
@@ -267,10 +301,22 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
   }
 
   override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    const { cumulative } = summarize(metrics);
     super.export(metrics, (result) => {
-      if (result.code !== ExportResultCode.SUCCESS) this.onFailure(result.error);
+      if (result.code === ExportResultCode.SUCCESS) this.exported = cumulative;
+      else this.onFailure(result.error);
       resultCallback(result);
     });
+  }
+
+  /**
+   * Whether `rm` (collected at an exit) holds anything the last successful export did not: under
+   * cumulative temporality every collection returns the totals, and sending them again at every
+   * exit after a flush would cost an exit its deadline for nothing.
+   */
+  isNews(rm: ResourceMetrics): boolean {
+    const { deltaPoints, cumulativePoints, cumulative } = summarize(rm);
+    return deltaPoints > 0 || (cumulativePoints > 0 && cumulative !== this.exported);
   }
 }
 
