@@ -32,14 +32,7 @@ import {
   type ResolvedConfig,
 } from '../config/resolve';
 import { describeExportError } from './diagnose';
-import {
-  CountingExporter,
-  countingBatchProcessor,
-  createExporters,
-  queuedSpans,
-  zeroExportStats,
-  StopDeadlineError,
-} from './exporter';
+import { CountingExporter, countingBatchProcessor, createExporters, queuedSpans, zeroExportStats } from './exporter';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks, type FlushParts } from './lifecycle';
@@ -50,6 +43,7 @@ import type { Metrics } from './metrics';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import { UPSTREAM_TEXT } from './upstream';
+import { StopDeadlineError } from './wire-watch';
 import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
 
 /** What instrument() returns. */
@@ -244,7 +238,10 @@ function start(
     flush: forceFlush,
     shutdown,
     pending: () => statsNow().pending,
-    abandon: () => exporters.forEach((e) => e.abandonInFlight()),
+    abandon: () => {
+      exporters.forEach((e) => e.abandonInFlight());
+      metrics?.abandon();
+    },
     ended: () => counter.ended,
     ...(metrics ? { metricsRecorded: () => metrics.recordedSinceExport() } : {}),
     timeoutMillis: config.shutdownTimeoutMillis,
@@ -339,6 +336,11 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
       ...(config.environment === undefined ? {} : { 'deployment.environment.name': config.environment }),
     },
     onFailure: (error) => {
+      // Ended by forktrace at a stop's deadline: said in those words, with the deadline to raise.
+      if (error instanceof StopDeadlineError) {
+        const text = statusMessages.metricsStopDeadline(config.metrics.endpoint, config.shutdownTimeoutMillis);
+        return void logger.warnRateLimited('metrics:stop-deadline', text);
+      }
       const d = describeExportError(error);
       logger.warnRateLimited(`metrics:${d.kind}`, statusMessages.metricsExportFailed(config.metrics.endpoint, d.text));
     },

@@ -49,6 +49,8 @@ export const statusMessages = {
     `export to ${endpoint} failed: ${why}. ${spans} span(s) dropped; ${stats.dropped} since start (delivered ${stats.delivered}).`,
   metricsExportFailed: (endpoint: string, why: string) =>
     `metrics export to ${endpoint} failed: ${why}. The next export sends them again if temporality is cumulative.`,
+  metricsStopDeadline: (endpoint: string, deadline: number) =>
+    `metrics export to ${endpoint} given up: no answer within the ${deadline} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS).`,
   prometheusListenFailed: (host: string, port: number, code: string) =>
     `the Prometheus endpoint cannot listen on ${host}:${port} (${code}): no scrape endpoint in this process. Set OTEL_EXPORTER_PROMETHEUS_PORT to a free port.`,
   prometheusShared: (port: number, service: string, others: string[]) =>

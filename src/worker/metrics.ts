@@ -34,6 +34,7 @@ import type { MetricsTemporalityName } from '../types';
 import type { Logger } from './log';
 import { readCa } from './otlp-post';
 import { collectNow, startPrometheus } from './prometheus';
+import { WireWatch, type Abandonable } from './wire-watch';
 
 /** What instrument() keeps of the metrics pipeline. */
 export interface Metrics {
@@ -49,6 +50,8 @@ export interface Metrics {
    * not 0. 0 without a pushing exporter (Prometheus writes its file itself).
    */
   recordedSinceExport(): number;
+  /** Ends the OTLP export requests in flight, once a stop's deadline has passed. */
+  abandon(): void;
   /**
    * For an exit that cannot wait (a crash, process.exit()): the OTLP data recorded since the last
    * successful export, serialized synchronously; undefined when there is none or OTLP is off.
@@ -112,6 +115,7 @@ export function startMetrics(
       return sdkProvider.forceFlush().catch(() => undefined);
     },
     recordedSinceExport: () => (pushers.length === 0 ? 0 : recordings.count - Math.min(...pushers.map((p) => p.noted))),
+    abandon: () => otlp?.exporter.abandonInFlight(),
     atExit: () => {
       if (stopped || otlp === undefined) return undefined;
       const rm = collectNow(otlp.reader);
@@ -269,8 +273,9 @@ export function temporalitySelector(
  * limit), configured only from the resolved config for the same reason (exporter.ts
  * OtlpProtoExporter): upstream's exporter re-reads the variables and quotes what it rejects.
  */
-class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
+class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter, Abandonable {
   readonly selectAggregationTemporality: (type: InstrumentType) => AggregationTemporality;
+  private readonly wire: WireWatch;
   /** The cumulative fingerprint of the last export that succeeded (see {@link summarize}). */
   private exported: string | undefined;
 
@@ -280,6 +285,9 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
   ) {
     const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
     const ca = config.certificateFile ? readCa(config.certificateFile) : undefined;
+    // Its requests watched as the span exporter's are: each attempt bounded, and ended at a stop's
+    // deadline, so that a blackholed metrics endpoint cannot hold a stopping worker open.
+    const wire = new WireWatch(config.timeoutMillis);
     super(
       createOtlpHttpExportDelegate(
         {
@@ -289,7 +297,7 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
           // One export per interval; a second only while the first is still retrying.
           concurrencyLimit: 2,
           compression: config.compression,
-          agentFactory: httpAgentFactoryFromOptions({ keepAlive: true, ...(ca ? { ca } : {}) }),
+          agentFactory: wire.agentFactory(httpAgentFactoryFromOptions({ keepAlive: true, ...(ca ? { ca } : {}) })),
         },
         ProtobufMetricsSerializer,
         'otlp_http_metric_exporter',
@@ -297,6 +305,7 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
         undefined,
       ),
     );
+    this.wire = wire;
     this.selectAggregationTemporality = temporalitySelector(config.temporality);
   }
 
@@ -317,6 +326,16 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
   isNews(rm: ResourceMetrics): boolean {
     const { deltaPoints, cumulativePoints, cumulative } = summarize(rm);
     return deltaPoints > 0 || (cumulativePoints > 0 && cumulative !== this.exported);
+  }
+
+  /** Ends the attempts in flight: see {@link WireWatch.abandonInFlight}. */
+  abandonInFlight(): number {
+    return this.wire.abandonInFlight();
+  }
+
+  override shutdown(): Promise<void> {
+    this.wire.close();
+    return super.shutdown();
   }
 }
 
