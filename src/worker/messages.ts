@@ -63,6 +63,10 @@ export const statusMessages = {
   /** Upstream warnings that repeat with every batch, said once per interval in forktrace's words. */
   queueFull: (dropped: string) =>
     `the span queue was full, so spans were dropped (${dropped}): the endpoint is slower than the app, or down. Raise OTEL_BSP_MAX_QUEUE_SIZE, or sample (OTEL_TRACES_SAMPLER).`,
+  metricsExportTimedOut: (ms: string) =>
+    `a metrics export was given up after ${ms} ms (OTEL_METRIC_EXPORT_TIMEOUT): the metrics endpoint is slow or does not answer.`,
+  metricsCollectionFailed: (why: string) =>
+    `collecting the metrics failed: ${why}. An observable instrument's callback threw, or took longer than OTEL_METRIC_EXPORT_TIMEOUT; its instrument keeps its last value.`,
   notOtlpResponse:
     'the endpoint accepted an export but its answer is not an OTLP response; is the URL an OTLP/HTTP traces endpoint (or a proxy page)?',
 } as const;
