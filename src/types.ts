@@ -181,10 +181,15 @@ export interface ForktraceOptions {
     /**
      * Full URL metrics are POSTed to. Default: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as-is, else
      * `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`, else the traces endpoint with `/v1/traces`
-     * replaced by `/v1/metrics`.
+     * replaced by `/v1/metrics`. On the traces endpoint's origin, metrics exports send the traces'
+     * headers, API key and CA file too; on another origin only `OTEL_EXPORTER_OTLP_HEADERS`, the
+     * URL's own credentials and `headers` below, checked against the system CAs.
      */
     endpoint?: string;
-    /** Headers for metrics exports only, on top of the traces' (API key included). Env `OTEL_EXPORTER_OTLP_METRICS_HEADERS`. Never printed. */
+    /**
+     * Headers for metrics exports only; they win over every other header, the API key included.
+     * Env `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, which this option wins over. Never printed.
+     */
     headers?: Record<string, string>;
     /** Default: the traces' `compression`; env `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`. */
     compression?: 'gzip' | 'none';

@@ -331,3 +331,75 @@ test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them, a
   assert.equal(readPm2({}), undefined);
   assert.equal(readPm2({ pm2_env: '{not json' }).env.pm2_env, '{not json', 'unreadable pm2_env falls back to the real env');
 });
+
+// Metrics headers (README "Metrics" → "Where they go"). On the traces' origin, metrics go to the
+// same vendor or Collector and send what the spans send; on another origin, the OTLP spec's
+// layers only, so that one vendor's key never goes to another.
+const PEM_HOST = host(APP, { readFile: () => '-----BEGIN CERTIFICATE-----\n' });
+const VENDOR_A = {
+  OTEL_SERVICE_NAME: 'x',
+  OTEL_METRICS_EXPORTER: 'otlp',
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otlp.a.example/v1/traces',
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-team=blue',
+  OTEL_EXPORTER_OTLP_CERTIFICATE: '/srv/ca.pem',
+  FORKTRACE_API_KEY: 'key-of-a',
+};
+
+test("metrics on the traces' origin inherit the traces' headers, API key and CA file", () => {
+  const cases = [
+    // [label, extra env, options, expected metrics endpoint]
+    ['derived from the traces endpoint', {}, {}, 'https://otlp.a.example/v1/metrics'],
+    ['metrics variable, same origin', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://otlp.a.example/otlp/metrics' }, {}, 'https://otlp.a.example/otlp/metrics'],
+    ['option, same origin', {}, { metrics: { endpoint: 'https://otlp.a.example:443/m' } }, 'https://otlp.a.example/m'],
+    ['headers option too', {}, { headers: { 'x-opt': 'o' } }, 'https://otlp.a.example/v1/metrics'],
+  ];
+  for (const [label, env, options, endpoint] of cases) {
+    const c = resolveConfig(options, { ...VENDOR_A, ...env }, PEM_HOST);
+    assert.equal(c.metrics.endpoint, endpoint, label);
+    assert.deepEqual(c.metrics.headers, c.headers, `${label}: the traces' headers, API key included`);
+    assert.equal(c.metrics.headers['x-api-key'], 'key-of-a', label);
+    assert.equal(c.metrics.certificateFile, '/srv/ca.pem', label);
+  }
+  // The traces URL's credentials too, when the metrics URL has none of its own.
+  const basic = resolve({ OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:p@otlp.a.example' }, { metrics: { endpoint: 'https://otlp.a.example/m' } });
+  assert.equal(basic.metrics.headers.authorization, 'Basic ' + Buffer.from('u:p').toString('base64'));
+});
+
+test("metrics on another origin: no traces headers, no API key, no CA file; the generic and metrics headers only", () => {
+  const generic = { OTEL_EXPORTER_OTLP_HEADERS: 'x-org=acme,x-team=generic' };
+  const cases = [
+    // [label, extra env, options, expected metrics headers]
+    ['metrics variable', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://metrics.b.example/v1/metrics' }, {}, {}],
+    ['option', {}, { metrics: { endpoint: 'https://metrics.b.example/v1/metrics' } }, {}],
+    ['same host, another port', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://otlp.a.example:8443/v1/metrics' }, {}, {}],
+    ['http, not https', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://otlp.a.example/v1/metrics' }, {}, {}],
+    ['generic endpoint, traces elsewhere', { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://metrics.b.example', ...generic }, {}, { 'x-org': 'acme', 'x-team': 'generic' }],
+    [
+      'metrics headers and URL credentials',
+      { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://b-user:b-pass@metrics.b.example/v1/metrics', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-b-key=b1', ...generic },
+      { metrics: { headers: { 'X-B-Extra': 'b2' } } },
+      { authorization: 'Basic ' + Buffer.from('b-user:b-pass').toString('base64'), 'x-org': 'acme', 'x-team': 'generic', 'x-b-key': 'b1', 'x-b-extra': 'b2' },
+    ],
+  ];
+  for (const [label, env, options, expected] of cases) {
+    const c = resolveConfig({ headers: { 'x-opt': 'o' }, ...options }, { ...VENDOR_A, ...env }, PEM_HOST);
+    assert.equal(c.headers['x-api-key'], 'key-of-a', `${label}: the spans keep the key`);
+    assert.deepEqual(c.metrics.headers, expected, label);
+    assert.ok(!Object.values(c.metrics.headers).includes('key-of-a'), `${label}: the API key is never sent to another origin`);
+    assert.equal(c.metrics.certificateFile, undefined, `${label}: the system CAs`);
+  }
+});
+
+test('a metrics header beats the API key of the same name (variable and option)', () => {
+  const env = { ...VENDOR_A, OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'X-Api-Key=key-for-metrics' };
+  const c = resolveConfig({}, env, PEM_HOST);
+  assert.equal(c.headers['x-api-key'], 'key-of-a');
+  assert.equal(c.metrics.headers['x-api-key'], 'key-for-metrics');
+  assert.equal(c.metrics.headers['x-team'], 'blue');
+  assert.equal(c.sources['metricsHeaders.x-api-key'], 'env');
+  const o = resolveConfig({ metrics: { headers: { 'x-api-key': 'from-option' } } }, env, PEM_HOST);
+  assert.equal(o.metrics.headers['x-api-key'], 'from-option');
+  const header = resolveConfig({}, { ...env, FORKTRACE_API_KEY_HEADER: 'x-vendor-key', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-vendor-key=m' }, PEM_HOST);
+  assert.equal(header.headers['x-vendor-key'], 'key-of-a');
+  assert.equal(header.metrics.headers['x-vendor-key'], 'm');
+});

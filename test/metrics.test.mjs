@@ -8,7 +8,8 @@
 // when metrics are off (the default).
 //
 // Not covered here: the console exporter's output format (upstream's); Prometheus
-// (test/prometheus.test.mjs).
+// (test/prometheus.test.mjs); a metrics endpoint that does not answer at a stop
+// (test/signals.test.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
@@ -191,6 +192,103 @@ test('a crash and process.exit(): the metrics since the last export are sent fro
     // response's 'close', which comes after the 'finish' in which the app called process.exit().
     assert.doesNotMatch(app.stderr, /forktrace: warning/);
   }
+});
+
+test("an app's own SIGTERM handler calls process.exit() after the stop's flush: the exit sends only what was recorded since, and warns of nothing", async (t) => {
+  // The stop's flush exports the totals; the exit that follows used to send them again (a
+  // cumulative collection always has data), and, once the deadline was used up, to warn that
+  // they were lost. Now an exit sends only what was recorded since the last successful export.
+  const script = `
+    const http = require('node:http');
+    const server = http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1', () =>
+      process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\\n'));
+    process.on('SIGTERM', () => setTimeout(() => process.exit(0), Number(process.env.EXIT_AFTER_MS)));
+  `;
+  for (const [temporality, deadline, exitAfter, late] of [
+    ['cumulative', 1000, 300, 0],
+    ['delta', 1000, 300, 0],
+    // The exit comes after the deadline: nothing left to send, so nothing to say either.
+    ['cumulative', 400, 600, 0],
+    // A request answered after the flush: the exit sends the new totals (delta: the one request).
+    ['cumulative', 1000, 500, 1],
+    ['delta', 1000, 500, 1],
+  ]) {
+    const label = `${temporality}, deadline ${deadline} ms, exit after ${exitAfter} ms, ${late} request(s) after the flush`;
+    receiver.reset();
+    const app = spawnNode(['--require', REGISTER_CJS, '-e', script], {
+      env: {
+        OTEL_SERVICE_NAME: 'own-exit',
+        OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+        OTEL_METRICS_EXPORTER: 'otlp',
+        OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+        OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: temporality,
+        FORKTRACE_SHUTDOWN_TIMEOUT_MS: String(deadline),
+        EXIT_AFTER_MS: String(exitAfter),
+      },
+    });
+    const { listening: port } = await app.ready;
+    for (let i = 0; i < 4; i++) await get(`http://127.0.0.1:${port}/own`);
+    app.child.kill('SIGTERM');
+    if (late > 0) {
+      await receiver.waitForMetrics((ps) => ps.some((p) => p.name === SERVER_DURATION));
+      for (let i = 0; i < late; i++) await get(`http://127.0.0.1:${port}/own`);
+    }
+    assert.deepEqual(await app.exited, { code: 0, signal: null }, label);
+    const requests = receiver.requests.filter((r) => r.path === '/v1/metrics');
+    t.diagnostic(`${label}: ${requests.length} metrics request(s)`);
+    assert.equal(requests.length, late > 0 ? 2 : 1, `${label}: the stop's flush${late > 0 ? ', then the exit' : ' only'}`);
+    for (const r of requests) assert.equal(r.status, 200, label);
+    const points = receiver.metrics.filter((p) => p.name === SERVER_DURATION);
+    const total = temporality === 'delta' ? countOf(points) : countOf(latest(points, SERVER_DURATION));
+    assert.equal(total, 4 + late, label);
+    assert.doesNotMatch(app.stderr, /forktrace: warning/, label);
+  }
+});
+
+test('a metrics-only app (OTEL_TRACES_EXPORTER=none): a crash sends the metrics from the exit, and a script that just ends flushes them on beforeExit', async () => {
+  // The exit delivery used to be installed only with a span exporter, and beforeExit flushed only
+  // when spans had ended: a metrics-only app lost what it recorded since the last export.
+  receiver.reset();
+  const crash = spawnNode(['--require', REGISTER_CJS, path.join(ROOT, 'test', 'fixtures', 'crash-app.js')], {
+    env: {
+      OTEL_SERVICE_NAME: 'metrics-only-crash',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+    },
+  });
+  const { listening: port } = await crash.ready;
+  for (let i = 0; i < 5; i++) await get(`http://127.0.0.1:${port}/hello`);
+  await get(`http://127.0.0.1:${port}/crash`).catch(() => undefined);
+  assert.equal((await crash.exited).code, 1, 'the crash exit code is the app’s own');
+  const hello = latest(receiver.metrics, SERVER_DURATION).filter((p) => p.attributes['http.route'] === '/hello');
+  assert.equal(countOf(hello), 5, 'the five requests before the crash');
+  assert.deepEqual(receiver.requests.filter((r) => r.path === '/v1/traces'), [], 'no spans: the traces exporter is none');
+  assert.doesNotMatch(crash.stderr, /forktrace: warning/);
+
+  // No span at all here, so only the metrics can make beforeExit flush; the exit delivery is off,
+  // so only beforeExit can have sent them.
+  receiver.reset();
+  const script = `
+    const { metrics } = require(${JSON.stringify(require.resolve('@opentelemetry/api'))});
+    metrics.getMeter('job').createCounter('job.items').add(7);
+    console.log(JSON.stringify({ listening: 0 }));
+  `;
+  const job = spawnNode(['--require', REGISTER_CJS, '-e', script], {
+    env: {
+      OTEL_SERVICE_NAME: 'metrics-only-job',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+      FORKTRACE_EXIT_DELIVERY: 'off',
+    },
+  });
+  assert.deepEqual(await job.exited, { code: 0, signal: null });
+  const items = receiver.metrics.filter((p) => p.name === 'job.items');
+  assert.deepEqual(items.map((p) => p.value), [7], 'sent once, by the beforeExit flush');
+  assert.doesNotMatch(job.stderr, /forktrace: warning/);
 });
 
 test('metrics are off by default: nothing is sent to /v1/metrics and the status line does not mention them', async () => {

@@ -22,6 +22,8 @@ import { EXAMPLE, REGISTER_CJS, SERVER, cleanEnv, get, spawnNode, receiverForThi
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
+const { statusMessages } = require('../dist/worker/messages.js');
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const SERVER_JS = path.join(EXAMPLE, 'server.js');
 const DEADLINE_MS = 1000; // forktrace's default FORKTRACE_SHUTDOWN_TIMEOUT_MS
@@ -146,6 +148,56 @@ test(
       assert.ok(dir, 'a spool folder for the service');
       const files = fs.readdirSync(path.join(spoolDir, dir));
       assert.equal(files.length, 1, `spool: ${files.join(', ')}`);
+    } finally {
+      await hung.close();
+    }
+  },
+);
+
+test(
+  "the app's own SIGTERM handler, metrics endpoint blackholed: the process ends within the stop deadline, as with metrics off",
+  // The metrics exporter used to have no way to end its requests: its export to an endpoint that
+  // never answers held the process (keep-alive socket, upstream's retry timer, the reader's export
+  // timer) until OTEL_EXPORTER_OTLP_TIMEOUT, after the app's handler had closed everything. Now
+  // the stop deadline ends it, as it ends a span export. Spans go to the working receiver here.
+  async (t) => {
+    const hung = await startReceiver({ respond: () => 'hang' });
+    const deadline = 500;
+    const script = `
+      const http = require('node:http');
+      const server = http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1', () =>
+        process.stdout.write(JSON.stringify({ listening: server.address().port }) + '\\n'));
+      process.on('SIGTERM', () => server.close(() => process.stdout.write('{"closed":true}\\n')));
+    `;
+    const run = async (metricsOn) => {
+      const app = spawnNode(['--require', REGISTER_CJS, '-e', script], {
+        env: {
+          OTEL_SERVICE_NAME: 'metrics-blackholed',
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
+          ...(metricsOn ? { OTEL_METRICS_EXPORTER: 'otlp' } : {}),
+          OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: hung.metricsUrl,
+          OTEL_METRIC_EXPORT_INTERVAL: '3600000',
+          OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
+          FORKTRACE_SHUTDOWN_TIMEOUT_MS: String(deadline),
+        },
+      });
+      const { listening: port } = await app.ready;
+      for (let i = 0; i < 3; i++) assert.equal((await get(`http://127.0.0.1:${port}/m`)).status, 200);
+      const sent = Date.now();
+      app.child.kill('SIGTERM');
+      const exit = await app.exited;
+      return { ...exit, ms: Date.now() - sent, stderr: app.stderr };
+    };
+    try {
+      const off = await run(false);
+      const on = await run(true);
+      t.diagnostic(`own handler, metrics blackholed: exit ${on.ms} ms after SIGTERM; metrics off: ${off.ms} ms`);
+      assert.deepEqual({ code: on.code, signal: on.signal }, { code: 0, signal: null });
+      assert.deepEqual({ code: off.code, signal: off.signal }, { code: 0, signal: null });
+      assert.ok(hung.requests.some((r) => r.path === '/v1/metrics'), 'the metrics export reached the blackhole');
+      assert.ok(on.ms <= deadline + MARGIN_MS, `${on.ms} ms after SIGTERM (deadline ${deadline} ms)`);
+      assert.ok(on.ms <= off.ms + deadline + MARGIN_MS, `${on.ms} ms with metrics, ${off.ms} ms without`);
+      assert.match(on.stderr, new RegExp(escape(statusMessages.metricsStopDeadline(hung.metricsUrl, deadline))));
     } finally {
       await hung.close();
     }

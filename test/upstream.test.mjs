@@ -244,3 +244,34 @@ test('every check here belongs to an entry of src/worker/upstream.ts', () => {
   const names = new Set(UPSTREAM_INTERNALS.map((e) => e.name));
   assert.deepEqual(Object.keys(CHECKS).filter((n) => !names.has(n)), []);
 });
+
+test("sdk-metrics' errors at every interval (export timed out, callbacks failed) print once, in forktrace's words", async () => {
+  // The reader says both with diag.error at each interval while the cause lasts: here an exporter
+  // that never answers (each export times out after 20 ms) and a gauge callback that throws,
+  // every 40 ms for 400 ms. Through forktrace's logger, each is one line until its interval passes.
+  const { diag, DiagLogLevel } = require('@opentelemetry/api');
+  const { MeterProvider, PeriodicExportingMetricReader } = require('@opentelemetry/sdk-metrics');
+  const { Logger } = require('../dist/worker/log.js');
+  const { Redactor } = require('../dist/worker/secrets.js');
+  const { statusMessages } = require('../dist/worker/messages.js');
+  const lines = [];
+  diag.setLogger(new Logger(new Redactor([]), DiagLogLevel.WARN, (line) => lines.push(line)), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+  const exporter = { export: () => {}, forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 40, exportTimeoutMillis: 20 });
+  const provider = new MeterProvider({ readers: [reader] });
+  const meter = provider.getMeter('upstream-test');
+  meter.createCounter('c').add(1);
+  meter.createObservableGauge('g').addCallback(() => {
+    throw new RangeError('the gauge callback blew up');
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 400));
+  } finally {
+    diag.disable();
+  }
+  // Earlier tests here leave batch processors that still report their failed exports.
+  assert.deepEqual(lines.filter((l) => /metric/i.test(l)), [
+    `forktrace: error: ${statusMessages.metricsCollectionFailed('RangeError: the gauge callback blew up')}`,
+    `forktrace: error: ${statusMessages.metricsExportTimedOut('20')}`,
+  ]);
+});

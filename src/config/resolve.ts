@@ -144,11 +144,12 @@ export function resolveConfig(
   const resource = resolveResource(r);
   const target = resolveEndpoint(r);
   const apiKeyHeader = v.apiKeyHeader.toLowerCase();
-  const headers = resolveHeaders(r, target.credentials, v.apiKey, apiKeyHeader);
+  const apiKey = apiKeyLayer(v.apiKey, apiKeyHeader);
+  const headers = mergeHeaders(r, target.credentials, [...tracesHeaderLayers(r, true), apiKey], 'headers');
   warnUnsupportedProtocol(r);
   const certificateFile = resolveCertificate(r, target.url);
   const exporters = applyTlsPolicy(r, target, headers, withoutNone(v.exporters), v.requireTls);
-  const metrics = resolveMetrics(r, v, target, certificateFile, apiKeyHeader);
+  const metrics = resolveMetrics(r, v, target, certificateFile, apiKey);
   const excludedUrls = resolveExcludedUrls(r);
   const instrumentations = resolveInstrumentations(r);
   const exitDelivery = resolveExitDelivery(r, v.exitDelivery, v.shutdownTimeoutMillis);
@@ -226,28 +227,20 @@ function withoutNone(exporters: ExporterName[]): ExporterName[] {
 
 /**
  * Metrics go where the spans go unless a metrics variable says otherwise: the same vendor or
- * Collector, its `/v1/metrics`, with the same headers, API key, CA, compression and timeout. The
- * OTLP spec would not send OTEL_EXPORTER_OTLP_TRACES_HEADERS with metrics; forktrace does, since
- * for its users that variable holds the one vendor key (README "Metrics").
+ * Collector, its `/v1/metrics`, with the same compression and timeout. What authenticates the
+ * spans (their headers, the API key, the CA file) goes along only to the traces' origin: see
+ * {@link resolveMetricsHeaders}.
  */
 function resolveMetrics(
   r: Resolution,
   v: Regular,
   traces: Target,
   certificateFile: string | undefined,
-  apiKeyHeader: string,
+  apiKey: HeaderLayer,
 ): MetricsConfig {
   const target = resolveMetricsEndpoint(r, traces, v.metricsExporters.includes('otlp'));
-  const extra: HeaderLayer[] = [];
-  const [variable] = SETTINGS.metricsHeaders.env;
-  const raw = r.read(variable);
-  if (raw !== undefined) extra.push(headerLayer(r, variable, 'metricsHeaders', raw));
-  extra.push([r.options.metrics?.headers, 'option', 'metricsHeaders']);
-  const headers = resolveHeaders(r, target.credentials, v.apiKey, apiKeyHeader, extra);
-  r.from(
-    'metricsHeaders',
-    raw !== undefined ? r.envSource(variable) : r.options.metrics?.headers ? 'option' : 'default',
-  );
+  const sameOrigin = target.url.origin === traces.url.origin;
+  const headers = resolveMetricsHeaders(r, traces, target, sameOrigin, apiKey);
   const wanted = v.metricsExporters.filter((e): e is Exclude<MetricsExporterName, 'none'> => e !== 'none');
   const exporters = applyTlsPolicy(r, target, headers, wanted as ExporterName[], v.requireTls, 'metrics');
   const exportIntervalMillis = v.metricsExportIntervalMillis;
@@ -269,7 +262,8 @@ function resolveMetrics(
         text: String(v.timeoutMillis),
       },
     ) as number,
-    certificateFile: target.url.protocol === 'https:' ? certificateFile : undefined,
+    // A private CA is the traces endpoint's; another origin is checked against the system CAs.
+    certificateFile: target.url.protocol === 'https:' && sameOrigin ? certificateFile : undefined,
     temporality: v.metricsTemporality,
     exportIntervalMillis,
     // The SDK's reader refuses a deadline above the interval; clamp it as the reader would.
@@ -511,43 +505,97 @@ function decodeUserinfo(s: string): string {
 }
 
 /**
- * Request headers: the URL's credentials, then the generic variable, the signal-specific one and
- * the option, names compared case-insensitively; the API key last, under its header.
+ * The metrics headers. On the traces' origin (the same vendor or Collector): what the spans send
+ * (the traces URL's credentials, the metrics URL's own, the header variables, the `headers` option,
+ * the API key), so that the one vendor key in OTEL_EXPORTER_OTLP_TRACES_HEADERS or
+ * FORKTRACE_API_KEY serves both. On another origin, per the OTLP exporter spec: the metrics URL's
+ * credentials and OTEL_EXPORTER_OTLP_HEADERS only; the traces' own headers and the API key stay
+ * with the spans, so that vendor A's key never goes to vendor B. Either way the metrics-only
+ * headers (OTEL_EXPORTER_OTLP_METRICS_HEADERS, then the `metrics.headers` option) come last and
+ * win, over the API key too.
  */
-function resolveHeaders(
+function resolveMetricsHeaders(
   r: Resolution,
-  credentials: Record<string, string>,
-  apiKey: string | undefined,
-  apiKeyHeader: string,
-  extra: HeaderLayer[] = [],
+  traces: Target,
+  target: Target,
+  sameOrigin: boolean,
+  apiKey: HeaderLayer,
 ): Record<string, string> {
-  const headers: Record<string, string> = { ...credentials };
+  const own: HeaderLayer[] = [];
+  const [variable] = SETTINGS.metricsHeaders.env;
+  const raw = r.read(variable);
+  if (raw !== undefined) own.push(headerLayer(r, variable, 'metricsHeaders', raw));
+  own.push([r.options.metrics?.headers, 'option', 'metricsHeaders']);
+  r.from(
+    'metricsHeaders',
+    raw !== undefined ? r.envSource(variable) : r.options.metrics?.headers ? 'option' : 'default',
+  );
+  // The traces read these variables first: their problems are said once, there.
+  if (sameOrigin)
+    return mergeHeaders(
+      r,
+      { ...traces.credentials, ...target.credentials },
+      [...tracesHeaderLayers(r, false), apiKey, ...own],
+      'metricsHeaders',
+    );
+  const generic = SETTINGS.headers.env[1];
+  const genericRaw = r.read(generic);
+  const layers = genericRaw === undefined ? own : [headerLayer(r, generic, 'headers', genericRaw, false), ...own];
+  return mergeHeaders(r, target.credentials, layers, 'metricsHeaders');
+}
+
+/**
+ * The traces' header layers, lowest precedence first: the generic variable, the signal-specific
+ * one, the option. Each bad pair warns when `say`.
+ */
+function tracesHeaderLayers(r: Resolution, say: boolean): HeaderLayer[] {
   const layers: HeaderLayer[] = [];
   for (const name of [...SETTINGS.headers.env].reverse()) {
     const raw = r.read(name);
-    // Metrics read the same variables again: their problems are said once, by the traces.
-    if (raw !== undefined) layers.push(headerLayer(r, name, 'headers', raw, extra.length === 0));
+    if (raw !== undefined) layers.push(headerLayer(r, name, 'headers', raw, say));
   }
-  layers.push([r.options.headers, 'option', 'headers'], ...extra);
+  layers.push([r.options.headers, 'option', 'headers']);
+  return layers;
+}
+
+/** The API key under its header, as a layer; its source is the `apiKey` setting's. */
+function apiKeyLayer(apiKey: string | undefined, apiKeyHeader: string): HeaderLayer {
+  return [apiKey === undefined ? undefined : { [apiKeyHeader]: apiKey }, undefined, 'apiKey'];
+}
+
+/**
+ * Request headers: `base` (a URL's credentials), then each layer over the ones before it, names
+ * compared case-insensitively. Sources are recorded for the layers of `setting` only: the metrics
+ * read the traces' layers again, and must not change what those say.
+ */
+function mergeHeaders(
+  r: Resolution,
+  base: Record<string, string>,
+  layers: HeaderLayer[],
+  setting: 'headers' | 'metricsHeaders',
+): Record<string, string> {
+  const headers: Record<string, string> = { ...base };
   for (const [values, source, key] of layers) {
     for (const [k, v] of Object.entries(values ?? {})) {
       headers[k.toLowerCase()] = v;
       r.secrets.push(v);
-      r.sources[`${key}.${k.toLowerCase()}`] = source;
+      if (key === setting && source !== undefined) r.sources[`${key}.${k.toLowerCase()}`] = source;
     }
-  }
-  if (apiKey !== undefined) {
-    headers[apiKeyHeader] = apiKey;
-    r.secrets.push(apiKey);
   }
   return headers;
 }
 
-/** Header values, where they came from, and the setting they belong to. */
-type HeaderLayer = [Record<string, string> | undefined, Source, 'headers' | 'metricsHeaders'];
+/** Header values, where they came from (none for the API key), and the setting they belong to. */
+type HeaderLayer = [Record<string, string> | undefined, Source | undefined, 'headers' | 'metricsHeaders' | 'apiKey'];
 
 /** A header variable's pairs; each bad pair warns (once: `say`). */
-function headerLayer(r: Resolution, name: string, key: HeaderLayer[2], raw: string, say = true): HeaderLayer {
+function headerLayer(
+  r: Resolution,
+  name: string,
+  key: 'headers' | 'metricsHeaders',
+  raw: string,
+  say = true,
+): HeaderLayer {
   const parsed = parseKeyValueList(raw, { headers: true });
   if (say) for (const p of parsed.problems) r.warn('bad-pair', key, messages.badPair(name, 'header', p.key, p.why));
   return [parsed.values, r.envSource(name), key];

@@ -389,7 +389,7 @@ export const SETTINGS = table({
     default: undefined,
     defaultDoc: 'the traces endpoint with `/v1/traces` replaced by `/v1/metrics`',
     label: 'metrics endpoint',
-    doc: 'The metrics URL: the first variable as-is, the second + `/v1/metrics`. Credentials in it are sent as Basic auth and never shown.',
+    doc: "The metrics URL: the first variable as-is, the second + `/v1/metrics`. Credentials in it are sent as Basic auth and never shown. On the traces endpoint's origin (scheme, host, port), metrics exports send the traces' headers, API key and CA file too; on another origin, only `OTEL_EXPORTER_OTLP_HEADERS`, this URL's credentials and the metrics headers, checked against the system CAs.",
     show: (c) => c.metrics.endpoint,
   },
   metricsHeaders: {
@@ -399,7 +399,7 @@ export const SETTINGS = table({
     default: {},
     secret: true,
     label: 'metrics header',
-    doc: "Headers for metrics exports only, on top of the traces' headers and API key, which metrics exports send too. Values are never printed.",
+    doc: "Headers for metrics exports only; they win over every other header, the API key included. Sent on top of the traces' headers and API key when the metrics endpoint has the traces' origin, else on top of `OTEL_EXPORTER_OTLP_HEADERS` alone. Values are never printed.",
     show: (c) => Object.keys(c.metrics.headers),
   },
   metricsCompression: {

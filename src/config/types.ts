@@ -70,11 +70,14 @@ export interface MetricsConfig {
   exporters: MetricsExporterName[];
   /** The metrics URL, without credentials (they move to an Authorization header). */
   endpoint: string;
-  /** Request headers, API key included. Secret: see `redactConfig`. */
+  /**
+   * Request headers: the traces' (API key included) only on the traces' origin, the metrics-only
+   * ones last. Secret: see `redactConfig`.
+   */
   headers: Record<string, string>;
   compression: 'gzip' | 'none';
   timeoutMillis: number;
-  /** The CA file, when the metrics endpoint is https (the traces' `certificateFile`). */
+  /** The traces' `certificateFile`, when the metrics endpoint is https on the traces' origin. */
   certificateFile: string | undefined;
   temporality: MetricsTemporalityName;
   exportIntervalMillis: number;

@@ -94,12 +94,12 @@ export interface ExitDeliveryOptions {
     | 'spoolMaxAgeMillis'
     | 'sources'
   >;
-  open: OpenSpans;
-  backlog(): Backlog;
+  /** The spans: the open ones and the exporters' backlog; none when only metrics are delivered. */
+  spans?: { open: OpenSpans; backlog(): Backlog };
   /**
-   * The OTLP metrics recorded since their last export, serialized, and where they go: sent after
-   * the spans, within the same deadline, and never spooled (the next start is another worker,
-   * with series of its own).
+   * The OTLP metrics recorded since their last successful export, serialized, and where they go:
+   * sent after the spans, within the same deadline, in `send` mode only, and never spooled (the
+   * next start is another worker, with series of its own).
    */
   metrics?():
     | {
@@ -126,7 +126,7 @@ export function installExitDelivery(o: ExitDeliveryOptions): () => void {
   const onCrash = (error: unknown) => {
     try {
       const span = trace.getSpan(context.active());
-      if (span !== undefined) markTrace(o.open, span.spanContext().traceId, error);
+      if (span !== undefined && o.spans) markTrace(o.spans.open, span.spanContext().traceId, error);
     } catch {
       // never in the way of Node's own handling
     }
@@ -141,9 +141,11 @@ export function installExitDelivery(o: ExitDeliveryOptions): () => void {
       // An exit listener that throws changes the exit code and the error output.
     }
   };
-  process.on('uncaughtExceptionMonitor', onCrash);
   process.on('exit', onExit);
-  const uninstallRejections = followRejectionListeners(o.open);
+  if (o.spans === undefined) return () => process.removeListener('exit', onExit);
+  const { open } = o.spans;
+  process.on('uncaughtExceptionMonitor', onCrash);
+  const uninstallRejections = followRejectionListeners(open);
   return () => {
     process.removeListener('uncaughtExceptionMonitor', onCrash);
     process.removeListener('exit', onExit);
@@ -206,7 +208,7 @@ function endOpenSpans(open: OpenSpans): void {
 
 function deliverAtExit(o: ExitDeliveryOptions): void {
   const started = Date.now();
-  deliverSpansAtExit(o, started);
+  if (o.spans) deliverSpansAtExit(o, o.spans, started);
   if (o.config.exitDelivery === 'send') deliverMetricsAtExit(o, started);
 }
 
@@ -235,10 +237,14 @@ function deliverMetricsAtExit(o: ExitDeliveryOptions, started: number): void {
   if (outcome.result !== 'delivered') o.logger.warn(exitMessages.metricsLost(m.endpoint, outcome.why));
 }
 
-function deliverSpansAtExit(o: ExitDeliveryOptions, started: number): void {
+function deliverSpansAtExit(
+  o: ExitDeliveryOptions,
+  spans: NonNullable<ExitDeliveryOptions['spans']>,
+  started: number,
+): void {
   const { config, logger } = o;
-  endOpenSpans(o.open);
-  const { otlp, others } = o.backlog();
+  endOpenSpans(spans.open);
+  const { otlp, others } = spans.backlog();
   // The console exporter writes synchronously.
   for (const { exporter, spans } of others) {
     if (spans.length > 0) exporter.export(spans, () => undefined);

@@ -1,5 +1,3 @@
-import * as diagnosticsChannel from 'node:diagnostics_channel';
-import type * as http from 'node:http';
 import { createNoopMeter, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
@@ -16,6 +14,7 @@ import type { ExportStats } from '../types';
 import { readCa } from './otlp-post';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
 import { UPSTREAM_TEXT } from './upstream';
+import { ExportTimeoutError, WireWatch, type Abandonable } from './wire-watch';
 
 /** An export that got only retryable HTTP answers until its time ran out. */
 export class RetriesExhaustedError extends Error {
@@ -32,50 +31,6 @@ export class RetriesExhaustedError extends Error {
   }
 }
 
-/** An export whose last attempt got no answer within the export timeout. */
-export class ExportTimeoutError extends Error {
-  readonly code = 'ETIMEDOUT';
-  constructor(readonly timeoutMillis: number) {
-    super(`no answer within ${timeoutMillis} ms`);
-    this.name = 'ExportTimeoutError';
-  }
-}
-
-/**
- * An export attempt given up at a stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS). Its code is none
- * of the network codes upstream retries, so the export fails at once instead of retrying.
- */
-export class StopDeadlineError extends Error {
-  readonly code = 'FORKTRACE_STOP_DEADLINE';
-  constructor() {
-    super('given up at the stop deadline');
-    this.name = 'StopDeadlineError';
-  }
-}
-
-/** An exporter that can give up on the requests it has in flight. */
-export interface Abandonable {
-  /** Ends every export request in flight, as failed and not retried; returns how many. */
-  abandonInFlight(): number;
-}
-
-/** Requests the exporter's own agent made: used to explain failures and to end them at a stop. */
-interface WireState {
-  /** Attempts in flight, so that a stop can end them instead of waiting for their timeout. */
-  open: Set<http.ClientRequest>;
-  agent: http.Agent | undefined;
-  lastStatus: number | undefined;
-  lastRetryAfter: string | undefined;
-}
-
-// Node publishes every client request and response on these (node:diagnostics_channel, "HTTP"
-// built-in channels). The exporter watches the ones made through its own agent: it keeps the last
-// status, because upstream's retrying transport drops the status of a retryable answer, and it
-// bounds each attempt, because upstream's timeout is an idle timeout (`req.setTimeout`) that an
-// endpoint sending one byte a second never trips.
-const REQUEST_CHANNEL = 'http.client.request.start';
-const RESPONSE_CHANNEL = 'http.client.response.finish';
-
 /**
  * The OTLP/HTTP protobuf exporter, assembled from the same parts as
  * `@opentelemetry/exporter-trace-otlp-proto`'s OTLPTraceExporter but configured only from the
@@ -89,18 +44,15 @@ const RESPONSE_CHANNEL = 'http.client.response.finish';
  * at most 5 s) or `Retry-After` when given, and never past `timeoutMillis` from the first attempt.
  */
 class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter, Abandonable {
-  private readonly wire: WireState;
-  private readonly onRequest: (message: unknown) => void;
-  private readonly onResponse: (message: unknown) => void;
+  private readonly wire: WireWatch;
 
   constructor(private readonly config: ResolvedConfig) {
     const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
-    const wire: WireState = { open: new Set(), agent: undefined, lastStatus: undefined, lastRetryAfter: undefined };
+    const wire = new WireWatch(config.timeoutMillis);
     // Read when the first export starts (the factory runs lazily), so that `https` is loaded
     // after the http instrumentation is in place. A custom CA replaces the built-in roots, as
     // OTEL_EXPORTER_OTLP_CERTIFICATE does in the other OpenTelemetry SDKs.
     const agentOptions = { keepAlive: true, ...(config.certificateFile ? { ca: readCa(config.certificateFile) } : {}) };
-    const makeAgent = httpAgentFactoryFromOptions(agentOptions);
     super(
       createOtlpHttpExportDelegate(
         {
@@ -111,11 +63,7 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
           // dropped instead of piling up while the endpoint is down.
           concurrencyLimit: 30,
           compression: config.compression,
-          agentFactory: async (protocol) => {
-            const agent = await makeAgent(protocol);
-            wire.agent = agent;
-            return agent;
-          },
+          agentFactory: wire.agentFactory(httpAgentFactoryFromOptions(agentOptions)),
         },
         TraceOrderedSerializer,
         'otlp_http_span_exporter',
@@ -124,33 +72,6 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
       ),
     );
     this.wire = wire;
-    this.onRequest = (message) => {
-      const request = (message as { request?: http.ClientRequest }).request;
-      if (wire.agent === undefined || request === undefined || (request as { agent?: unknown }).agent !== wire.agent)
-        return;
-      const timer = setTimeout(
-        () => request.destroy(new ExportTimeoutError(config.timeoutMillis)),
-        config.timeoutMillis,
-      );
-      timer.unref();
-      wire.open.add(request);
-      request.once('close', () => {
-        clearTimeout(timer);
-        wire.open.delete(request);
-      });
-    };
-    this.onResponse = (message) => {
-      const { request, response } = message as {
-        request?: { agent?: unknown };
-        response?: http.IncomingMessage;
-      };
-      if (wire.agent === undefined || request?.agent !== wire.agent || response === undefined) return;
-      wire.lastStatus = response.statusCode;
-      const retryAfter = response.headers['retry-after'];
-      wire.lastRetryAfter = typeof retryAfter === 'string' ? retryAfter : undefined;
-    };
-    diagnosticsChannel.subscribe(REQUEST_CHANNEL, this.onRequest);
-    diagnosticsChannel.subscribe(RESPONSE_CHANNEL, this.onResponse);
   }
 
   override export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
@@ -171,21 +92,13 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
     return e;
   }
 
-  /**
-   * Ends the attempts in flight. A stop whose deadline has passed calls this: an export to a
-   * blackholed endpoint would otherwise hold the process open after the app's own stop handler
-   * finished, through its socket, upstream's retry timer and the batch processor's export timer,
-   * until OTEL_EXPORTER_OTLP_TIMEOUT, and pm2 would SIGKILL it.
-   */
+  /** Ends the attempts in flight: see {@link WireWatch.abandonInFlight}. */
   abandonInFlight(): number {
-    const open = [...this.wire.open];
-    for (const request of open) request.destroy(new StopDeadlineError());
-    return open.length;
+    return this.wire.abandonInFlight();
   }
 
   override shutdown(): Promise<void> {
-    diagnosticsChannel.unsubscribe(REQUEST_CHANNEL, this.onRequest);
-    diagnosticsChannel.unsubscribe(RESPONSE_CHANNEL, this.onResponse);
+    this.wire.close();
     return super.shutdown();
   }
 }

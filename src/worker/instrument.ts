@@ -32,17 +32,10 @@ import {
   type ResolvedConfig,
 } from '../config/resolve';
 import { describeExportError } from './diagnose';
-import {
-  CountingExporter,
-  countingBatchProcessor,
-  createExporters,
-  queuedSpans,
-  zeroExportStats,
-  StopDeadlineError,
-} from './exporter';
+import { CountingExporter, countingBatchProcessor, createExporters, queuedSpans, zeroExportStats } from './exporter';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
-import { installStopHooks } from './lifecycle';
+import { installStopHooks, type FlushParts } from './lifecycle';
 import { diagLevel, Logger } from './log';
 import { loadOrderWarning, pm2Messages, statusMessages } from './messages';
 import { readPm2, whenPm2TakesStderr } from './pm2';
@@ -50,6 +43,7 @@ import type { Metrics } from './metrics';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import { UPSTREAM_TEXT } from './upstream';
+import { StopDeadlineError } from './wire-watch';
 import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
 
 /** What instrument() returns. */
@@ -220,8 +214,11 @@ function start(
   });
   const drops = new DropSummary(statsNow, logger);
   let stopped = false;
-  const forceFlush = async () => {
-    await Promise.all([provider.forceFlush().catch(() => undefined), metrics?.flush()]);
+  const forceFlush = async (parts: FlushParts = { spans: true, metrics: true }) => {
+    await Promise.all([
+      parts.spans ? provider.forceFlush().catch(() => undefined) : undefined,
+      parts.metrics ? metrics?.flush() : undefined,
+    ]);
   };
   const shutdown = async () => {
     if (stopped) return;
@@ -241,40 +238,33 @@ function start(
     flush: forceFlush,
     shutdown,
     pending: () => statsNow().pending,
-    abandon: () => exporters.forEach((e) => e.abandonInFlight()),
+    abandon: () => {
+      exporters.forEach((e) => e.abandonInFlight());
+      metrics?.abandon();
+    },
     ended: () => counter.ended,
+    ...(metrics ? { metricsRecorded: () => metrics.recordedSinceExport() } : {}),
     timeoutMillis: config.shutdownTimeoutMillis,
     logger,
     pm2ShutdownMessage: pm2?.shutdownWithMessage ?? false,
     clusterWorker,
     onStopStarted: (at) => (stopStartedAt ??= at),
   });
-  const uninstallExit = pipeline.open
-    ? installExitDelivery({
-        config,
-        open: pipeline.open,
-        logger,
-        backlog: () => backlog(exporters, pipeline.batchers),
-        ...(metrics && config.metrics.exporters.includes('otlp')
-          ? {
-              metrics: () => {
-                const body = metrics.atExit();
-                const m = config.metrics;
-                return body === undefined
-                  ? undefined
-                  : {
-                      body,
-                      endpoint: m.endpoint,
-                      headers: m.headers,
-                      compression: m.compression,
-                      ...(m.certificateFile ? { certificateFile: m.certificateFile } : {}),
-                    };
-              },
-            }
-          : {}),
-        stopStartedAt: () => stopStartedAt,
-      })
-    : () => undefined;
+  // Spans when an exporter takes them; OTLP metrics on their own too (a metrics-only app), in
+  // `send` mode: they are never spooled.
+  const otlpMetrics = metrics && config.metrics.exporters.includes('otlp') ? metrics : undefined;
+  const uninstallExit =
+    pipeline.open || (otlpMetrics && config.exitDelivery === 'send')
+      ? installExitDelivery({
+          config,
+          ...(pipeline.open
+            ? { spans: { open: pipeline.open, backlog: () => backlog(exporters, pipeline.batchers) } }
+            : {}),
+          logger,
+          ...(otlpMetrics ? { metrics: () => metricsAtExit(otlpMetrics, config) } : {}),
+          stopStartedAt: () => stopStartedAt,
+        })
+      : () => undefined;
   if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
 
   // A node:cluster primary usually only forks and supervises; its workers inherit --require and
@@ -346,10 +336,29 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
       ...(config.environment === undefined ? {} : { 'deployment.environment.name': config.environment }),
     },
     onFailure: (error) => {
+      // Ended by forktrace at a stop's deadline: said in those words, with the deadline to raise.
+      if (error instanceof StopDeadlineError) {
+        const text = statusMessages.metricsStopDeadline(config.metrics.endpoint, config.shutdownTimeoutMillis);
+        return void logger.warnRateLimited('metrics:stop-deadline', text);
+      }
       const d = describeExportError(error);
       logger.warnRateLimited(`metrics:${d.kind}`, statusMessages.metricsExportFailed(config.metrics.endpoint, d.text));
     },
   });
+}
+
+/** The OTLP metrics an exit sends, and where: undefined when nothing was recorded since the last export. */
+function metricsAtExit(metrics: Metrics, config: ResolvedConfig) {
+  const body = metrics.atExit();
+  if (body === undefined) return undefined;
+  const m = config.metrics;
+  return {
+    body,
+    endpoint: m.endpoint,
+    headers: m.headers,
+    compression: m.compression,
+    ...(m.certificateFile ? { certificateFile: m.certificateFile } : {}),
+  };
 }
 
 /** What the status line adds when metrics are on: where, and how often. */

@@ -1,17 +1,25 @@
 import type { Logger } from './log';
 import { statusMessages } from './messages';
 
+/** What a flush delivers: both at a stop; at `beforeExit`, only what has news. */
+export interface FlushParts {
+  spans: boolean;
+  metrics: boolean;
+}
+
 export interface StopHooksOptions {
-  /** Deliver queued spans; resolves when done (or failed). */
-  flush(): Promise<void>;
+  /** Deliver queued spans and recorded metrics (both when `parts` is not given); resolves when done (or failed). */
+  flush(parts?: FlushParts): Promise<void>;
   /** Flush and release the exporter; used when the process is about to end. */
   shutdown(): Promise<void>;
   /** Spans ended but not yet handed to a finished export. */
   pending(): number;
   /** Ends exports still in flight once the deadline has passed, so they do not hold the process. */
   abandon(): void;
-  /** Spans ended since start; a beforeExit flush runs only when this moved. */
+  /** Spans ended since start; a beforeExit flush delivers spans only when this moved. */
   ended(): number;
+  /** Metrics recorded since their last export began; a beforeExit flush delivers metrics only when not 0. */
+  metricsRecorded?(): number;
   /** The stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS); 0 turns the stop flush off. */
   timeoutMillis: number;
   logger: Logger;
@@ -51,12 +59,12 @@ export function installStopHooks(o: StopHooksOptions): () => void {
   // FORKTRACE_SHUTDOWN_TIMEOUT_MS=0 turns the stop flush off: a stop is exactly what it would be
   // without forktrace, queued spans included.
   const off = o.timeoutMillis === 0;
-  const flushWithDeadline = (why: string, final: boolean): Promise<void> => {
+  const flushWithDeadline = (why: string, final: boolean, parts?: FlushParts): Promise<void> => {
     if (off) return Promise.resolve();
     if (flushing) return flushing;
     const started = Date.now();
     o.onStopStarted?.(started);
-    const work = (final ? drainThenShutdown() : o.flush()).catch(() => undefined);
+    const work = (final ? drainThenShutdown() : o.flush(parts)).catch(() => undefined);
     // Not unref'd on purpose: after beforeExit, or once the app's own stop handler has closed
     // everything, this timer is what lets the flush finish, and only until the deadline.
     let deadline: NodeJS.Timeout | undefined;
@@ -138,14 +146,19 @@ export function installStopHooks(o: StopHooksOptions): () => void {
   const onDisconnect = () => void flushWithDeadline('cluster disconnect', false);
   o.clusterWorker?.on('disconnect', onDisconnect);
 
-  // The batch processor's timer does not keep the process alive, so a script that simply ends
-  // would drop its last spans. beforeExit runs again after the flush; it flushes only if spans ended since the last time.
+  // The batch processor's and the metrics reader's timers do not keep the process alive, so a
+  // script that simply ends would drop its last spans and metrics. beforeExit runs again after
+  // the flush; it flushes spans only if spans ended since the last time, and metrics only if some
+  // were recorded since their last export began: a cumulative export always has data, and
+  // sending it again after a stop's flush (to an endpoint that did not answer, say) would hold the
+  // exit for another deadline.
   let endedAtLastExitFlush = 0;
   const onBeforeExit = () => {
     const ended = o.ended();
-    if (ended === endedAtLastExitFlush) return;
+    const parts: FlushParts = { spans: ended !== endedAtLastExitFlush, metrics: (o.metricsRecorded?.() ?? 0) > 0 };
+    if (!parts.spans && !parts.metrics) return;
     endedAtLastExitFlush = ended;
-    void flushWithDeadline('exit', false);
+    void flushWithDeadline('exit', false, parts);
   };
   process.on('beforeExit', onBeforeExit);
 

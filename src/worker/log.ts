@@ -34,13 +34,21 @@ function head(args: unknown[]): string {
     .join(' ');
 }
 
+/** The message of the first Error among a diag call's arguments. */
+function firstError(args: unknown[]): string {
+  const e = args.find((a): a is Error => a instanceof Error);
+  return e === undefined ? 'unknown error' : `${e.name}: ${e.message}`;
+}
+
 /**
- * Upstream warnings that repeat with every batch while something is wrong: printed at most once
- * per interval, as forktrace's own line. The BatchSpanProcessor warns each time its queue has
- * overflowed and accepts a span again (sdk-trace `BatchSpanProcessorBase._addToBuffer`); the OTLP
- * delegate warns on every 2xx answer it cannot decode, quoting the whole body (up to 4 MiB).
+ * Upstream warnings and errors that repeat with every batch or interval while something is wrong:
+ * printed at most once per interval, as forktrace's own line, at upstream's level. The
+ * BatchSpanProcessor warns each time its queue has overflowed and accepts a span again (sdk-trace
+ * `BatchSpanProcessorBase._addToBuffer`); the OTLP delegate warns on every 2xx answer it cannot
+ * decode, quoting the whole body (up to 4 MiB); sdk-metrics' PeriodicExportingMetricReader says
+ * an error at every interval whose export times out or whose observable callbacks fail.
  */
-const REPEATING: ReadonlyArray<{ test: RegExp; key: string; text: (upstream: string) => string }> = [
+const REPEATING: ReadonlyArray<{ test: RegExp; key: string; text: (upstream: string, args: unknown[]) => string }> = [
   {
     test: UPSTREAM_TEXT.queueFullDropped,
     key: 'queue-full',
@@ -50,6 +58,16 @@ const REPEATING: ReadonlyArray<{ test: RegExp; key: string; text: (upstream: str
     test: new RegExp(UPSTREAM_TEXT.badResponse),
     key: 'bad-response',
     text: () => statusMessages.notOtlpResponse,
+  },
+  {
+    test: UPSTREAM_TEXT.metricsExportTimedOut,
+    key: 'metrics-timeout',
+    text: (u) => statusMessages.metricsExportTimedOut(UPSTREAM_TEXT.metricsExportTimedOut.exec(u)?.[1] ?? '?'),
+  },
+  {
+    test: new RegExp(UPSTREAM_TEXT.metricsCollectionErrors),
+    key: 'metrics-collection',
+    text: (_u, args) => statusMessages.metricsCollectionFailed(firstError(args)),
   },
 ];
 
@@ -100,7 +118,13 @@ export class Logger implements DiagLogger {
   }
 
   error(message: string, ...args: unknown[]): void {
-    if (SUPERSEDED.some((r) => r.test(head([message, ...args])))) return;
+    const text = head([message, ...args]);
+    if (SUPERSEDED.some((r) => r.test(text))) return;
+    const repeating = REPEATING.find((r) => r.test.test(text));
+    if (repeating) {
+      this.printRateLimited(DiagLogLevel.ERROR, 'error: ', repeating.key, repeating.text(text, args));
+      return;
+    }
     this.print(DiagLogLevel.ERROR, 'error: ', [message, ...args]);
   }
   warn(message: string, ...args: unknown[]): void {
@@ -108,7 +132,7 @@ export class Logger implements DiagLogger {
     if (SUPERSEDED.some((r) => r.test(text))) return;
     const repeating = REPEATING.find((r) => r.test.test(text));
     if (repeating) {
-      this.warnRateLimited(repeating.key, repeating.text(text));
+      this.warnRateLimited(repeating.key, repeating.text(text, args));
       return;
     }
     this.print(DiagLogLevel.WARN, 'warning: ', [message, ...args]);
@@ -130,11 +154,15 @@ export class Logger implements DiagLogger {
 
   /** A warning printed at most once per interval for the same `key`; returns whether it printed. */
   warnRateLimited(key: string, message: string, now = Date.now()): boolean {
-    if (DiagLogLevel.WARN > this.level) return false;
+    return this.printRateLimited(DiagLogLevel.WARN, 'warning: ', key, message, now);
+  }
+
+  private printRateLimited(level: DiagLogLevel, prefix: string, key: string, message: string, now = Date.now()) {
+    if (level > this.level) return false;
     const last = this.lastPrinted.get(key);
     if (last !== undefined && now - last < this.repeatMillis) return false;
     this.lastPrinted.set(key, now);
-    this.print(DiagLogLevel.WARN, 'warning: ', [message]);
+    this.print(level, prefix, [message]);
     return true;
   }
 }

@@ -49,6 +49,8 @@ export const statusMessages = {
     `export to ${endpoint} failed: ${why}. ${spans} span(s) dropped; ${stats.dropped} since start (delivered ${stats.delivered}).`,
   metricsExportFailed: (endpoint: string, why: string) =>
     `metrics export to ${endpoint} failed: ${why}. The next export sends them again if temporality is cumulative.`,
+  metricsStopDeadline: (endpoint: string, deadline: number) =>
+    `metrics export to ${endpoint} given up: no answer within the ${deadline} ms stop deadline (FORKTRACE_SHUTDOWN_TIMEOUT_MS).`,
   prometheusListenFailed: (host: string, port: number, code: string) =>
     `the Prometheus endpoint cannot listen on ${host}:${port} (${code}): no scrape endpoint in this process. Set OTEL_EXPORTER_PROMETHEUS_PORT to a free port.`,
   prometheusFolderUnusable: (why: string) =>
@@ -63,6 +65,10 @@ export const statusMessages = {
   /** Upstream warnings that repeat with every batch, said once per interval in forktrace's words. */
   queueFull: (dropped: string) =>
     `the span queue was full, so spans were dropped (${dropped}): the endpoint is slower than the app, or down. Raise OTEL_BSP_MAX_QUEUE_SIZE, or sample (OTEL_TRACES_SAMPLER).`,
+  metricsExportTimedOut: (ms: string) =>
+    `a metrics export was given up after ${ms} ms (OTEL_METRIC_EXPORT_TIMEOUT): the metrics endpoint is slow or does not answer.`,
+  metricsCollectionFailed: (why: string) =>
+    `collecting the metrics failed: ${why}. An observable instrument's callback threw, or took longer than OTEL_METRIC_EXPORT_TIMEOUT; its instrument keeps its last value.`,
   notOtlpResponse:
     'the endpoint accepted an export but its answer is not an OTLP response; is the URL an OTLP/HTTP traces endpoint (or a proxy page)?',
 } as const;

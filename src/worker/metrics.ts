@@ -13,7 +13,7 @@
  * worker's start about 10 ms that an app without metrics should not pay.
  */
 import * as diagnosticsChannel from 'node:diagnostics_channel';
-import type { Histogram, Meter, MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
+import type { Attributes, Context, Histogram, Meter, MeterProvider as ApiMeterProvider } from '@opentelemetry/api';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
 import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
@@ -34,6 +34,7 @@ import type { MetricsTemporalityName } from '../types';
 import type { Logger } from './log';
 import { readCa } from './otlp-post';
 import { collectNow, startPrometheus } from './prometheus';
+import { WireWatch, type Abandonable } from './wire-watch';
 
 /** What instrument() keeps of the metrics pipeline. */
 export interface Metrics {
@@ -44,8 +45,16 @@ export interface Metrics {
   /** Exports once more, then stops: every stop path ends with it. Never rejects. */
   shutdown(): Promise<void>;
   /**
+   * Values recorded through the synchronous instruments since the last export began (or the last
+   * flush), by any exporter that pushes: a `beforeExit` flush runs for metrics only when this is
+   * not 0. 0 without a pushing exporter (Prometheus writes its file itself).
+   */
+  recordedSinceExport(): number;
+  /** Ends the OTLP export requests in flight, once a stop's deadline has passed. */
+  abandon(): void;
+  /**
    * For an exit that cannot wait (a crash, process.exit()): the OTLP data recorded since the last
-   * export, serialized synchronously; undefined when there is none or OTLP is off.
+   * successful export, serialized synchronously; undefined when there is none or OTLP is off.
    */
   atExit(): Uint8Array | undefined;
 }
@@ -66,29 +75,33 @@ export function startMetrics(
     targetInfo: Record<string, string | number | boolean>;
   },
 ): Metrics | undefined {
-  const exporters: PushMetricExporter[] = [];
+  const recordings = new Recordings();
+  const pushers: NotingExporter[] = [];
+  let otlp: { exporter: OtlpMetricExporter; reader: MetricReader } | undefined;
+  const readers: MetricReader[] = [];
   for (const name of config.exporters) {
-    if (name === 'otlp') exporters.push(new OtlpMetricExporter(config, options.onFailure));
-    else if (name === 'console')
-      exporters.push(new ConsoleMetricExporter({ temporalitySelector: temporalitySelector(config.temporality) }));
-  }
-  const otlpReaders: MetricReader[] = [];
-  const readers: MetricReader[] = exporters.map((exporter) => {
+    if (name === 'prometheus') continue;
+    const inner =
+      name === 'otlp'
+        ? new OtlpMetricExporter(config, options.onFailure)
+        : new ConsoleMetricExporter({ temporalitySelector: temporalitySelector(config.temporality) });
+    const exporter = new NotingExporter(inner, recordings);
+    pushers.push(exporter);
     const reader = new PeriodicExportingMetricReader({
       exporter,
       exportIntervalMillis: config.exportIntervalMillis,
       exportTimeoutMillis: config.exportTimeoutMillis,
     });
-    if (exporter instanceof OtlpMetricExporter) otlpReaders.push(reader);
-    return reader;
-  });
+    if (inner instanceof OtlpMetricExporter) otlp = { exporter: inner, reader };
+    readers.push(reader);
+  }
   const prometheus = config.exporters.includes('prometheus')
     ? startPrometheus(config.prometheus, options.service, options.targetInfo, options.logger)
     : undefined;
   if (prometheus) readers.push(prometheus.reader);
   if (readers.length === 0) return undefined;
   const sdkProvider = new MeterProvider({ resource, readers });
-  const provider = prometheus ? prometheus.wrap(sdkProvider) : sdkProvider;
+  const provider = recordings.wrap(prometheus ? prometheus.wrap(sdkProvider) : sdkProvider);
   const unsubscribe = options.mysql2 ? recordMysql2Durations(provider.getMeter('forktrace')) : () => undefined;
   // A crash or process.exit(): no promise settles in 'exit', so the totals are written as they are.
   const onExit = () => prometheus?.reader.writeNow();
@@ -96,12 +109,17 @@ export function startMetrics(
   let stopped = false;
   return {
     provider,
-    flush: () => (stopped ? Promise.resolve() : sdkProvider.forceFlush().catch(() => undefined)),
+    flush: () => {
+      if (stopped) return Promise.resolve();
+      for (const p of pushers) p.note();
+      return sdkProvider.forceFlush().catch(() => undefined);
+    },
+    recordedSinceExport: () => (pushers.length === 0 ? 0 : recordings.count - Math.min(...pushers.map((p) => p.noted))),
+    abandon: () => otlp?.exporter.abandonInFlight(),
     atExit: () => {
-      const [reader] = otlpReaders;
-      if (stopped || reader === undefined) return undefined;
-      const rm = collectNow(reader);
-      if (rm === undefined || rm.scopeMetrics.length === 0) return undefined;
+      if (stopped || otlp === undefined) return undefined;
+      const rm = collectNow(otlp.reader);
+      if (rm === undefined || !otlp.exporter.isNews(rm)) return undefined;
       return ProtobufMetricsSerializer.serializeRequest(rm);
     },
     shutdown: () => {
@@ -113,6 +131,116 @@ export function startMetrics(
       return sdkProvider.shutdown().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Counts the values recorded through the synchronous instruments (counters, up-down counters,
+ * histograms, gauges) of every meter the provider hands out: one increment per value, so that a
+ * `beforeExit` can tell whether there is anything to export without collecting (a collection
+ * would consume delta data).
+ */
+class Recordings {
+  count = 0;
+
+  wrap(inner: ApiMeterProvider): ApiMeterProvider {
+    return { getMeter: (name, version, options) => this.wrapMeter(inner.getMeter(name, version, options)) };
+  }
+
+  private wrapMeter(meter: Meter): Meter {
+    const counting = <T extends object>(instrument: T, method: 'add' | 'record'): T => {
+      const original = (instrument as Record<string, (value: number, a?: Attributes, c?: Context) => void>)[method];
+      if (typeof original !== 'function') return instrument;
+      const wrapped = Object.create(instrument) as Record<string, unknown>;
+      wrapped[method] = (value: number, attributes?: Attributes, ctx?: Context) => {
+        this.count++;
+        original.call(instrument, value, attributes, ctx);
+      };
+      return wrapped as T;
+    };
+    return new Proxy(meter, {
+      get(target, key, receiver) {
+        switch (key) {
+          case 'createCounter':
+          case 'createUpDownCounter':
+          case 'createHistogram':
+          case 'createGauge': {
+            const create = target[key].bind(target) as (name: string, options?: unknown) => object;
+            return (name: string, options?: unknown) =>
+              counting(create(name, options), key === 'createHistogram' || key === 'createGauge' ? 'record' : 'add');
+          }
+        }
+        const v: unknown = Reflect.get(target, key, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+}
+
+/** A pushing exporter that notes how many values had been recorded when its last export began. */
+class NotingExporter implements PushMetricExporter {
+  noted = 0;
+  readonly selectAggregationTemporality?: PushMetricExporter['selectAggregationTemporality'];
+  readonly selectAggregation?: PushMetricExporter['selectAggregation'];
+
+  constructor(
+    private readonly inner: PushMetricExporter,
+    private readonly recordings: Recordings,
+  ) {
+    // The reader binds these when the exporter has them, and only then.
+    if (inner.selectAggregationTemporality)
+      this.selectAggregationTemporality = inner.selectAggregationTemporality.bind(inner);
+    if (inner.selectAggregation) this.selectAggregation = inner.selectAggregation.bind(inner);
+  }
+
+  /** What is recorded from now on is the next export's. */
+  note(): void {
+    this.noted = this.recordings.count;
+  }
+
+  export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    this.note();
+    this.inner.export(metrics, resultCallback);
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
+/**
+ * What an exit has to send of `rm`, in short: its delta points (each is news: recorded since the
+ * last collection), and a fingerprint of its cumulative points (the number of points, the sum of
+ * their counts and of their values), which equals the last successful export's when nothing was
+ * recorded since. Cheap, and the same data always gives the same fingerprint: the SDK collects
+ * its storages and series in the same order every time.
+ */
+function summarize(rm: ResourceMetrics): { deltaPoints: number; cumulativePoints: number; cumulative: string } {
+  let deltaPoints = 0;
+  let points = 0;
+  let counts = 0;
+  let values = 0;
+  for (const scope of rm.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      if (metric.aggregationTemporality === AggregationTemporality.DELTA) {
+        deltaPoints += metric.dataPoints.length;
+        continue;
+      }
+      for (const point of metric.dataPoints) {
+        points++;
+        const v = point.value as number | { count: number; sum?: number };
+        if (typeof v === 'number') values += v;
+        else {
+          counts += v.count;
+          values += v.sum ?? 0;
+        }
+      }
+    }
+  }
+  return { deltaPoints, cumulativePoints: points, cumulative: `${points}:${counts}:${values}` };
 }
 
 /**
@@ -145,8 +273,11 @@ export function temporalitySelector(
  * limit), configured only from the resolved config for the same reason (exporter.ts
  * OtlpProtoExporter): upstream's exporter re-reads the variables and quotes what it rejects.
  */
-class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
+class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter, Abandonable {
   readonly selectAggregationTemporality: (type: InstrumentType) => AggregationTemporality;
+  private readonly wire: WireWatch;
+  /** The cumulative fingerprint of the last export that succeeded (see {@link summarize}). */
+  private exported: string | undefined;
 
   constructor(
     config: MetricsConfig,
@@ -154,6 +285,9 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
   ) {
     const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
     const ca = config.certificateFile ? readCa(config.certificateFile) : undefined;
+    // Its requests watched as the span exporter's are: each attempt bounded, and ended at a stop's
+    // deadline, so that a blackholed metrics endpoint cannot hold a stopping worker open.
+    const wire = new WireWatch(config.timeoutMillis);
     super(
       createOtlpHttpExportDelegate(
         {
@@ -163,7 +297,7 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
           // One export per interval; a second only while the first is still retrying.
           concurrencyLimit: 2,
           compression: config.compression,
-          agentFactory: httpAgentFactoryFromOptions({ keepAlive: true, ...(ca ? { ca } : {}) }),
+          agentFactory: wire.agentFactory(httpAgentFactoryFromOptions({ keepAlive: true, ...(ca ? { ca } : {}) })),
         },
         ProtobufMetricsSerializer,
         'otlp_http_metric_exporter',
@@ -171,14 +305,37 @@ class OtlpMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
         undefined,
       ),
     );
+    this.wire = wire;
     this.selectAggregationTemporality = temporalitySelector(config.temporality);
   }
 
   override export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
+    const { cumulative } = summarize(metrics);
     super.export(metrics, (result) => {
-      if (result.code !== ExportResultCode.SUCCESS) this.onFailure(result.error);
+      if (result.code === ExportResultCode.SUCCESS) this.exported = cumulative;
+      else this.onFailure(result.error);
       resultCallback(result);
     });
+  }
+
+  /**
+   * Whether `rm` (collected at an exit) holds anything the last successful export did not: under
+   * cumulative temporality every collection returns the totals, and sending them again at every
+   * exit after a flush would cost an exit its deadline for nothing.
+   */
+  isNews(rm: ResourceMetrics): boolean {
+    const { deltaPoints, cumulativePoints, cumulative } = summarize(rm);
+    return deltaPoints > 0 || (cumulativePoints > 0 && cumulative !== this.exported);
+  }
+
+  /** Ends the attempts in flight: see {@link WireWatch.abandonInFlight}. */
+  abandonInFlight(): number {
+    return this.wire.abandonInFlight();
+  }
+
+  override shutdown(): Promise<void> {
+    this.wire.close();
+    return super.shutdown();
   }
 }
 

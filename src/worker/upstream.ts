@@ -34,6 +34,10 @@ export const UPSTREAM_TEXT = {
   queueFullDropped: /Dropped (\d+) spans because maxQueueSize reached/,
   /** sdk-metrics `PeriodicExportingMetricReader._doRun`: an export failed (already said by forktrace). */
   metricsExportFailed: 'PeriodicExportingMetricReader: metrics export failed',
+  /** sdk-metrics `PeriodicExportingMetricReader._doRun` (diag.error): OTEL_METRIC_EXPORT_TIMEOUT ran out. */
+  metricsExportTimedOut: /PeriodicExportingMetricReader: metrics export timed out after (\d+) ?ms/,
+  /** sdk-metrics `PeriodicExportingMetricReader._doRun` (diag.error): observable callbacks failed. */
+  metricsCollectionErrors: 'PeriodicExportingMetricReader: metrics collection errors',
   /** instrumentation `InstrumentationBase` (node platform): a module was loaded too early. */
   loadedTooEarly: /Module \S+ has been loaded before \S+ so it might not work/,
 } as const;
@@ -120,6 +124,18 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     ...SDK_METRICS,
     text: UPSTREAM_TEXT.metricsExportFailed,
     why: 'the reader re-throws a failed export to the global error handler, which instrument.ts skips because metrics.ts has said it in its words; if reworded, a failed metrics export is said twice',
+  },
+  {
+    name: 'text metricsExportTimedOut',
+    ...SDK_METRICS,
+    text: 'PeriodicExportingMetricReader: metrics export timed out after',
+    why: 'log.ts rate-limits it into one line that names OTEL_METRIC_EXPORT_TIMEOUT; if reworded, it prints with every interval while the endpoint is slow',
+  },
+  {
+    name: 'text metricsCollectionErrors',
+    ...SDK_METRICS,
+    text: UPSTREAM_TEXT.metricsCollectionErrors,
+    why: "log.ts rate-limits it into one line with the first callback's error; if reworded, it prints with every interval while a callback fails",
   },
   {
     name: 'text loadedTooEarly',
