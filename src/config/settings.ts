@@ -443,7 +443,7 @@ export const SETTINGS = table({
     env: ['OTEL_METRIC_EXPORT_TIMEOUT'],
     parser: wholeNumber(1, 600_000),
     default: 30_000,
-    label: 'metrics export deadline (ms)',
+    label: 'metrics deadline (ms)',
     doc: 'How long one metrics export may take, retries included; never above the interval.',
     show: (c) => c.metrics.exportTimeoutMillis,
   },
@@ -470,6 +470,7 @@ export const SETTINGS = table({
     default: '',
     defaultDoc: 'none',
     label: 'Prometheus name prefix',
+    show: (c) => c.metrics.prometheus.prefix || 'none',
     doc: 'Prepended to every metric name with `_`, e.g. `shop` gives `shop_http_server_request_duration_seconds`.',
   },
   prometheusExemplars: {
