@@ -43,7 +43,7 @@ import type { Metrics } from './metrics';
 import { buildResource, workerIdentity } from './resource';
 import { Redactor } from './secrets';
 import { UPSTREAM_TEXT } from './upstream';
-import { StopDeadlineError } from './wire-watch';
+import { isStopDeadline } from './wire-watch';
 import type { ExportStats, ForktraceOptions, SpanStats } from '../types';
 
 /** What instrument() returns. */
@@ -304,18 +304,26 @@ function countingExporters(config: ResolvedConfig, stats: ExportStats, logger: L
       new CountingExporter(e, stats, (error, spans) => {
         if (error) reported.add(error);
         // The stop path has already said how many spans its deadline cut.
-        if (error instanceof StopDeadlineError) return;
+        if (isStopDeadline(error)) return;
         const d = describeExportError(error);
         logger.warnRateLimited(`export:${d.kind}`, statusMessages.exportFailed(config.endpoint, d.text, spans, stats));
       }),
   );
-  setGlobalErrorHandler((err) => {
+  setGlobalErrorHandler(globalErrors(logger, reported));
+  return exporters;
+}
+
+/**
+ * What OpenTelemetry hands its global error handler: said once per cause, but for the errors an
+ * exporter has already said (`reported`), and the metrics reader's re-throw of a failed export.
+ */
+function globalErrors(logger: Logger, reported: WeakSet<object>): (err: unknown) => void {
+  return (err) => {
     if (typeof err === 'object' && err !== null && reported.has(err)) return;
     if (err instanceof Error && err.message.startsWith(UPSTREAM_TEXT.metricsExportFailed)) return;
     const d = describeExportError(err);
     logger.warnRateLimited(`error:${d.kind}`, d.kind === 'error' ? d.text : `export: ${d.text}`);
-  });
-  return exporters;
+  };
 }
 
 /**
@@ -328,6 +336,8 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
   const { startMetrics } = require('./metrics') as typeof import('./metrics');
   return startMetrics(config.metrics, resource, {
     mysql2: config.instrumentations.mysql2,
+    // The metrics code's own @opentelemetry/core, outside the bundle, has a handler of its own.
+    onGlobalError: globalErrors(logger, new WeakSet()),
     logger,
     service: config.serviceName,
     targetInfo: {
@@ -337,7 +347,7 @@ function startMetricsIfAsked(config: ResolvedConfig, resource: Resource, logger:
     },
     onFailure: (error) => {
       // Ended by forktrace at a stop's deadline: said in those words, with the deadline to raise.
-      if (error instanceof StopDeadlineError) {
+      if (isStopDeadline(error)) {
         const text = statusMessages.metricsStopDeadline(config.metrics.endpoint, config.shutdownTimeoutMillis);
         return void logger.warnRateLimited('metrics:stop-deadline', text);
       }

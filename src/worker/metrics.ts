@@ -28,7 +28,7 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { ExportResultCode, setGlobalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import type { MetricsConfig } from '../config/types';
 import type { MetricsTemporalityName } from '../types';
 import type { Logger } from './log';
@@ -73,8 +73,11 @@ export function startMetrics(
     /** The app's service.name, and the labels every worker of the app shares (Prometheus `target_info`). */
     service: string;
     targetInfo: Record<string, string | number | boolean>;
+    /** The global error handler, for the copy of @opentelemetry/core this module loads. */
+    onGlobalError?: (err: unknown) => void;
   },
 ): Metrics | undefined {
+  if (options.onGlobalError) setGlobalErrorHandler(options.onGlobalError);
   const recordings = new Recordings();
   const pushers: NotingExporter[] = [];
   let otlp: { exporter: OtlpMetricExporter; reader: MetricReader } | undefined;

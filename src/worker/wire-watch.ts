@@ -23,11 +23,21 @@ export class ExportTimeoutError extends Error {
  * of the network codes upstream retries, so the export fails at once instead of retrying.
  */
 export class StopDeadlineError extends Error {
-  readonly code = 'FORKTRACE_STOP_DEADLINE';
+  readonly code = STOP_DEADLINE_CODE;
   constructor() {
     super('given up at the stop deadline');
     this.name = 'StopDeadlineError';
   }
+}
+
+const STOP_DEADLINE_CODE = 'FORKTRACE_STOP_DEADLINE';
+
+/**
+ * Whether `error` is a {@link StopDeadlineError}, by its code: the metrics exporter is loaded
+ * outside the preload bundle (scripts/bundle.mjs), with a class of its own.
+ */
+export function isStopDeadline(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === STOP_DEADLINE_CODE;
 }
 
 /** An exporter that can give up on the requests it has in flight. */
