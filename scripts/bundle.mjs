@@ -76,39 +76,45 @@ function bundledPackages(metafile) {
   return [...found.values()].sort();
 }
 
-const result = await build({
-  entryPoints: [entry],
-  absWorkingDir: ROOT,
-  bundle: true,
-  platform: 'node',
-  target: 'node22',
-  plugins: [traceTransformer, metricsOutside],
-  format: 'cjs',
-  external,
-  write: false,
-  metafile: true,
-  outfile: entry,
-  charset: 'ascii',
-  logLevel: 'warning',
-});
+/** Bundles `file` (a built module) in place, with the plugins given; returns its size in KB. */
+async function bundle(file, plugins, what) {
+  const result = await build({
+    entryPoints: [file],
+    absWorkingDir: ROOT,
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    plugins,
+    format: 'cjs',
+    external,
+    write: false,
+    metafile: true,
+    outfile: file,
+    charset: 'ascii',
+    logLevel: 'warning',
+  });
+  const header = [
+    '/*',
+    ` * ${what}, built by scripts/bundle.mjs from ${path.relative(ROOT, file)}.`,
+    ' * It contains code of these packages, under their own licenses (their package.json and',
+    ' * LICENSE files are in node_modules, installed with forktrace):',
+    ...bundledPackages(result.metafile).map((p) => ` *   ${p}`),
+    ` * Loaded from node_modules instead: ${external.join(', ')}.`,
+    ' */',
+    '',
+  ].join('\n');
+  // V8 keeps a script's source for as long as its functions may still be compiled, and stores it
+  // with two bytes per character if a single character is outside Latin-1: one "…" left in a kept
+  // comment doubled the bundle's 0.8 MB on the heap. esbuild escapes strings (charset: 'ascii') but
+  // not comments, so any such character left is escaped here.
+  const text = (header + result.outputFiles[0].text).replace(
+    /[^\t\n\r -~]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  fs.writeFileSync(file, text);
+  console.log(`bundled ${path.relative(ROOT, file)}: ${(text.length / 1024).toFixed(0)} KB`);
+}
 
-const header = [
-  '/*',
-  ' * forktrace/register: the CommonJS preload, built by scripts/bundle.mjs from dist/register.js.',
-  ' * It contains code of these packages, under their own licenses (their package.json and',
-  ' * LICENSE files are in node_modules, installed with forktrace):',
-  ...bundledPackages(result.metafile).map((p) => ` *   ${p}`),
-  ` * Loaded from node_modules instead: ${external.join(', ')}.`,
-  ' */',
-  '',
-].join('\n');
-// V8 keeps a script's source for as long as its functions may still be compiled, and stores it
-// with two bytes per character if a single character is outside Latin-1: one "…" left in a kept
-// comment doubled the bundle's 0.8 MB on the heap. esbuild escapes strings (charset: 'ascii') but
-// not comments, so any such character left is escaped here.
-const text = (header + result.outputFiles[0].text).replace(
-  /[^\t\n\r -~]/g,
-  (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-);
-fs.writeFileSync(entry, text);
-console.log(`bundled ${path.relative(ROOT, entry)}: ${(text.length / 1024).toFixed(0)} KB`);
+await bundle(entry, [traceTransformer, metricsOutside], 'forktrace/register: the CommonJS preload');
+// The metrics code, as one file too: an app with metrics on loads it instead of ~70 files.
+await bundle(path.join(path.dirname(entry), 'worker', 'metrics.js'), [], 'forktrace metrics (loaded when on)');
