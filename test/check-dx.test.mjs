@@ -14,11 +14,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { EXAMPLE, ROOT, cleanEnv, selfSignedCert } from './helpers.mjs';
+import { EXAMPLE, ROOT, cleanEnv, tlsOtlpServer } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { checkMessages } = require('../dist/tools/check/messages.js');
@@ -261,21 +260,10 @@ describe('check: a TLS certificate issued for another host name (issue 11)', () 
   test('names the certificate\'s names (from its subjectAltName) instead of blaming the CA; trusted or not', async (t) => {
     // The usual mistake: the endpoint is reached by IP or an internal name, the certificate holds
     // the public name. The server here is 127.0.0.1 with a certificate for otlp.other.test.
-    const made = selfSignedCert({ cn: 'otlp.other.test', san: 'DNS:otlp.other.test,DNS:*.other.test' });
-    if (made === undefined) return t.skip('openssl is not available to make a certificate');
-    t.after(() => fs.rmSync(made.dir, { recursive: true, force: true }));
-    const { certFile } = made;
-    let requests = 0;
-    const server = https.createServer({ key: made.key, cert: made.cert }, (req, res) => {
-      requests++;
-      req.resume();
-      req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    t.after(() => server.close());
-    const endpoint = `https://127.0.0.1:${server.address().port}`;
-    const host = `127.0.0.1:${server.address().port}`;
+    const tls = await tlsOtlpServer(t, { cn: 'otlp.other.test', san: 'DNS:otlp.other.test,DNS:*.other.test' });
+    if (tls === undefined) return t.skip('openssl is not available to make a certificate');
+    const { certFile, endpoint } = tls;
+    const host = new URL(endpoint).host;
 
     // Its CA trusted (OTEL_EXPORTER_OTLP_CERTIFICATE): only the name is wrong.
     const trusted = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE: certFile, FORKTRACE_API_KEY: CANARY } });
@@ -288,7 +276,7 @@ describe('check: a TLS certificate issued for another host name (issue 11)', () 
     const untrusted = await check([], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, FORKTRACE_API_KEY: CANARY } });
     assert.equal(untrusted.code, 1);
     assert.match(untrusted.stdout, /TLS failed \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\): the endpoint's certificate was issued for otlp\.other\.test, \*\.other\.test, not for 127\.0\.0\.1:\d+, and its CA is not trusted here either/);
-    assert.equal(requests, 0, 'no request (so no key) went to a server whose certificate was refused');
+    assert.equal(tls.requests(), 0, 'no request (so no key) went to a server whose certificate was refused');
     assertNoCanary(trusted);
     assertNoCanary(untrusted);
   });

@@ -18,7 +18,6 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -28,7 +27,7 @@ import { TracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, selfSignedCert, spawnNode } from './helpers.mjs';
+import { EXAMPLE, REGISTER_CJS, ROOT, byName, cleanEnv, freePort, get, killStarted, spawnNode, tlsOtlpServer } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { startReceiver } = require('../dist/tools/receiver.js');
@@ -264,18 +263,9 @@ describe('check', () => {
     assert.equal(plain.code, 1);
     assert.match(plain.stdout, /TLS failed/);
 
-    const made = selfSignedCert({ san: 'IP:127.0.0.1' });
-    if (made === undefined) return t.skip('openssl is not available to make a certificate');
-    t.after(() => fs.rmSync(made.dir, { recursive: true, force: true }));
-    const { certFile } = made;
-    const server = https.createServer({ key: made.key, cert: made.cert }, (req, res) => {
-      req.resume();
-      req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    t.after(() => server.close());
-    const endpoint = `https://127.0.0.1:${server.address().port}`;
+    const tls = await tlsOtlpServer(t, { san: 'IP:127.0.0.1' });
+    if (tls === undefined) return t.skip('openssl is not available to make a certificate');
+    const { certFile, endpoint } = tls;
     const untrusted = await bin(['check'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } });
     assert.equal(untrusted.code, 1);
     assert.match(untrusted.stdout, /TLS failed \(DEPTH_ZERO_SELF_SIGNED_CERT|TLS failed \(SELF_SIGNED/);

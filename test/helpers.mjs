@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as net from 'node:net';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -233,4 +234,26 @@ export function selfSignedCert({ cn = 'localhost', san = 'DNS:localhost,IP:127.0
     return undefined;
   }
   return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), keyFile, certFile, dir };
+}
+
+/**
+ * An https endpoint on 127.0.0.1 that answers every POST with an empty OTLP response, with a
+ * certificate from {@link selfSignedCert} (`cert` its options); closed, and the certificate removed,
+ * after test `t`. Returns { certFile, endpoint, requests() }, or undefined when openssl is missing
+ * (and CI is not set; selfSignedCert throws there).
+ */
+export async function tlsOtlpServer(t, cert = {}) {
+  const made = selfSignedCert(cert);
+  if (made === undefined) return undefined;
+  t.after(() => fs.rmSync(made.dir, { recursive: true, force: true }));
+  let requests = 0;
+  const server = https.createServer({ key: made.key, cert: made.cert }, (req, res) => {
+    requests++;
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  return { certFile: made.certFile, endpoint: `https://127.0.0.1:${server.address().port}`, requests: () => requests };
 }

@@ -296,22 +296,9 @@ function resolveMetricsEndpoint(r: Resolution, traces: Target, otlpOn: boolean):
     r.from('metricsEndpoint', 'option');
     return target(r, r.options.metrics.endpoint);
   }
-  const [signal, generic] = SETTINGS.metricsEndpoint.env;
-  const genericValue = r.read(generic);
-  for (const [name, value] of [
-    [signal, r.read(signal)],
-    [generic, genericValue === undefined ? undefined : genericValue.replace(/\/+$/, '') + '/v1/metrics'],
-  ] as const) {
-    if (value === undefined) continue;
-    const why = urlProblem(value);
-    if (why === undefined) {
-      r.fromEnv('metricsEndpoint', name);
-      return target(r, value);
-    }
-    // The generic variable's problem is said once, by the traces endpoint.
-    if (name === signal)
-      r.warn('bad-value', 'metricsEndpoint', messages.badEnvSecretValue(name, why, 'the traces endpoint'));
-  }
+  // The generic variable's problem is said once, by the traces endpoint.
+  const fromEnv = endpointFromEnv(r, 'metricsEndpoint', '/v1/metrics', 'the traces endpoint', false);
+  if (fromEnv !== undefined) return target(r, fromEnv);
   r.from('metricsEndpoint', 'default');
   const url = new URL(traces.url.href);
   if (/\/v1\/traces\/?$/.test(url.pathname)) url.pathname = url.pathname.replace(/\/v1\/traces\/?$/, '/v1/metrics');
@@ -454,29 +441,42 @@ interface Target {
  * with /v1/traces appended; a bad one warns without quoting it and the next one is tried.
  */
 function resolveEndpoint(r: Resolution): Target {
-  let endpoint = DEFAULT_ENDPOINT;
   if (r.options.endpoint !== undefined) {
-    endpoint = r.options.endpoint;
     r.from('endpoint', 'option');
-  } else {
-    r.from('endpoint', 'default');
-    const [signal, generic] = SETTINGS.endpoint.env;
-    const genericValue = r.read(generic);
-    for (const [name, value] of [
-      [signal, r.read(signal)],
-      [generic, genericValue === undefined ? undefined : genericValue.replace(/\/+$/, '') + '/v1/traces'],
-    ] as const) {
-      if (value === undefined) continue;
-      const why = urlProblem(value);
-      if (why === undefined) {
-        endpoint = value;
-        r.fromEnv('endpoint', name);
-        break;
-      }
-      r.warn('bad-value', 'endpoint', messages.badEnvSecretValue(name, why, DEFAULT_ENDPOINT));
-    }
+    return target(r, r.options.endpoint);
   }
-  return target(r, endpoint);
+  r.from('endpoint', 'default');
+  return target(r, endpointFromEnv(r, 'endpoint', '/v1/traces', DEFAULT_ENDPOINT, true) ?? DEFAULT_ENDPOINT);
+}
+
+/**
+ * A signal's URL from its two variables, per the OTLP exporter spec: the signal-specific one
+ * as-is, the generic one with `suffix` appended. A bad one warns without quoting it (`fallback`
+ * names what is used instead; `sayGeneric: false` leaves the generic variable's problem to the
+ * signal that said it already) and the next one is tried. Records the variable read.
+ */
+function endpointFromEnv(
+  r: Resolution,
+  key: 'endpoint' | 'metricsEndpoint',
+  suffix: string,
+  fallback: string,
+  sayGeneric: boolean,
+): string | undefined {
+  const [signal, generic] = SETTINGS[key].env;
+  const genericValue = r.read(generic);
+  for (const [name, value] of [
+    [signal, r.read(signal)],
+    [generic, genericValue === undefined ? undefined : genericValue.replace(/\/+$/, '') + suffix],
+  ] as const) {
+    if (value === undefined) continue;
+    const why = urlProblem(value);
+    if (why === undefined) {
+      r.fromEnv(key, name);
+      return value;
+    }
+    if (name === signal || sayGeneric) r.warn('bad-value', key, messages.badEnvSecretValue(name, why, fallback));
+  }
+  return undefined;
 }
 
 /** A URL as the exporters use it: credentials moved to an Authorization header, kept secret. */

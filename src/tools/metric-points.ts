@@ -178,6 +178,16 @@ export interface PbMetricsRequest {
   }>;
 }
 
+/** What both kinds of histogram point say of their values: count, and sum, min and max when sent. */
+function distribution(p: { count?: bigint; sum?: number; min?: number; max?: number }) {
+  return {
+    count: Number(p.count ?? 0n),
+    ...optional('sum', p.sum),
+    ...optional('min', p.min),
+    ...optional('max', p.max),
+  };
+}
+
 function temporality(v: number | undefined): MetricTemporality {
   return v === 1 ? 'delta' : v === 2 ? 'cumulative' : 'unspecified';
 }
@@ -250,10 +260,7 @@ function metricPoints(m: PbMetric): PointBody[] {
         kind: 'histogram',
         temporality: t,
         ...common(p),
-        count: Number(p.count ?? 0n),
-        ...optional('sum', p.sum),
-        ...optional('min', p.min),
-        ...optional('max', p.max),
+        ...distribution(p),
         bucketCounts: counts(p.bucketCounts),
         explicitBounds: p.explicitBounds ?? [],
         exemplars: exemplars(p.exemplars),
@@ -269,10 +276,7 @@ function metricPoints(m: PbMetric): PointBody[] {
         kind: 'exponentialHistogram',
         temporality: t,
         ...common(p),
-        count: Number(p.count ?? 0n),
-        ...optional('sum', p.sum),
-        ...optional('min', p.min),
-        ...optional('max', p.max),
+        ...distribution(p),
         scale: p.scale ?? 0,
         zeroCount: Number(p.zeroCount ?? 0n),
         zeroThreshold: p.zeroThreshold ?? 0,

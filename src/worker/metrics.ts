@@ -33,7 +33,7 @@ import type { MetricsConfig } from '../config/types';
 import type { MetricsTemporalityName } from '../types';
 import type { Logger } from './log';
 import { readCa } from './otlp-post';
-import { collectNow, startPrometheus } from './prometheus';
+import { collectNow, startPrometheus, type RecordTap, type TappedInstrument } from './prometheus';
 import { WireWatch, type Abandonable } from './wire-watch';
 
 /** What instrument() keeps of the metrics pipeline. */
@@ -78,7 +78,10 @@ export function startMetrics(
   },
 ): Metrics | undefined {
   if (options.onGlobalError) setGlobalErrorHandler(options.onGlobalError);
-  const recordings = new Recordings();
+  const prometheus = config.exporters.includes('prometheus')
+    ? startPrometheus(config.prometheus, options.service, options.targetInfo, options.logger)
+    : undefined;
+  const recordings = new Recordings(prometheus?.tap);
   const pushers: NotingExporter[] = [];
   let otlp: { exporter: OtlpMetricExporter; reader: MetricReader } | undefined;
   const readers: MetricReader[] = [];
@@ -98,13 +101,10 @@ export function startMetrics(
     if (inner instanceof OtlpMetricExporter) otlp = { exporter: inner, reader };
     readers.push(reader);
   }
-  const prometheus = config.exporters.includes('prometheus')
-    ? startPrometheus(config.prometheus, options.service, options.targetInfo, options.logger)
-    : undefined;
   if (prometheus) readers.push(prometheus.reader);
   if (readers.length === 0) return undefined;
   const sdkProvider = new MeterProvider({ resource, readers });
-  const provider = recordings.wrap(prometheus ? prometheus.wrap(sdkProvider) : sdkProvider);
+  const provider = recordings.wrap(sdkProvider);
   const unsubscribe = options.mysql2 ? recordMysql2Durations(provider.getMeter('forktrace')) : () => undefined;
   // A crash or process.exit(): no promise settles in 'exit', so the totals are written as they are.
   const onExit = () => prometheus?.reader.writeNow();
@@ -140,37 +140,43 @@ export function startMetrics(
  * Counts the values recorded through the synchronous instruments (counters, up-down counters,
  * histograms, gauges) of every meter the provider hands out: one increment per value, so that a
  * `beforeExit` can tell whether there is anything to export without collecting (a collection
- * would consume delta data).
+ * would consume delta data). `tap` (the Prometheus exemplars) hears each value too: one wrapper
+ * per instrument, whatever listens.
  */
 class Recordings {
   count = 0;
+
+  constructor(private readonly tap: RecordTap | undefined) {}
 
   wrap(inner: ApiMeterProvider): ApiMeterProvider {
     return { getMeter: (name, version, options) => this.wrapMeter(inner.getMeter(name, version, options)) };
   }
 
   private wrapMeter(meter: Meter): Meter {
-    const counting = <T extends object>(instrument: T, method: 'add' | 'record'): T => {
+    const counting = <T extends object>(instrument: T, method: 'add' | 'record', tapped: TappedInstrument): T => {
       const original = (instrument as Record<string, (value: number, a?: Attributes, c?: Context) => void>)[method];
       if (typeof original !== 'function') return instrument;
       const wrapped = Object.create(instrument) as Record<string, unknown>;
+      const tap = this.tap;
       wrapped[method] = (value: number, attributes?: Attributes, ctx?: Context) => {
         this.count++;
         original.call(instrument, value, attributes, ctx);
+        tap?.(tapped, value, attributes, ctx);
       };
       return wrapped as T;
     };
     return new Proxy(meter, {
       get(target, key, receiver) {
-        switch (key) {
-          case 'createCounter':
-          case 'createUpDownCounter':
-          case 'createHistogram':
-          case 'createGauge': {
-            const create = target[key].bind(target) as (name: string, options?: unknown) => object;
-            return (name: string, options?: unknown) =>
-              counting(create(name, options), key === 'createHistogram' || key === 'createGauge' ? 'record' : 'add');
-          }
+        const kind = INSTRUMENT_KINDS[key as keyof typeof INSTRUMENT_KINDS];
+        if (kind !== undefined) {
+          const create = (target[key as keyof typeof INSTRUMENT_KINDS] as (n: string, o?: unknown) => object).bind(
+            target,
+          );
+          return (name: string, options?: { advice?: { explicitBucketBoundaries?: number[] } }) => {
+            const bounds = options?.advice?.explicitBucketBoundaries;
+            const tapped: TappedInstrument = { name, kind, ...(bounds ? { bounds } : {}) };
+            return counting(create(name, options), kind === 'histogram' || kind === 'gauge' ? 'record' : 'add', tapped);
+          };
         }
         const v: unknown = Reflect.get(target, key, receiver);
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -178,6 +184,14 @@ class Recordings {
     });
   }
 }
+
+/** The synchronous instruments a meter creates, by the method that creates them. */
+const INSTRUMENT_KINDS = {
+  createCounter: 'counter',
+  createUpDownCounter: 'updowncounter',
+  createHistogram: 'histogram',
+  createGauge: 'gauge',
+} as const;
 
 /** A pushing exporter that notes how many values had been recorded when its last export began. */
 class NotingExporter implements PushMetricExporter {

@@ -15,20 +15,11 @@
  * A worker killed by SIGKILL (or the OOM killer) loses what it counted since its last write, at
  * most a second: an undercount, never a step back.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import {
-  context as apiContext,
-  trace,
-  type Attributes,
-  type Context,
-  type Histogram,
-  type Meter,
-  type MeterProvider as ApiMeterProvider,
-  type Counter,
-} from '@opentelemetry/api';
+import { context as apiContext, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { millisToHrTime } from '@opentelemetry/core';
 import {
   AggregationTemporality,
@@ -49,7 +40,7 @@ import {
   type FamilyType,
   type Series,
 } from './prometheus-text';
-import { ownDir } from './spool';
+import { ownDir, serviceSlug, writePrivate } from './spool';
 import { UNTRACED_SERVERS } from './untraced-servers';
 
 /** How often a worker rewrites its file: what a SIGKILL can lose at most. */
@@ -245,9 +236,7 @@ export class SnapshotStore {
   ) {
     this.dir = path.join(config.dir, String(config.port));
     this.file = path.join(this.dir, `${process.pid}-${this.instance}.json`);
-    const readable = service.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
-    const hash = createHash('sha256').update(service).digest('hex').slice(0, 12);
-    this.archive = path.join(this.dir, `${ARCHIVE_PREFIX}${readable}-${hash}.json`);
+    this.archive = path.join(this.dir, `${ARCHIVE_PREFIX}${serviceSlug(service)}.json`);
   }
 
   /** Makes and checks the folder once; says once why it cannot be used. */
@@ -494,94 +483,62 @@ function normalize(families: Family[]): Family[] {
   return families;
 }
 
-/**
- * Writes `file` whole: a temporary file created here (never through a link someone left in its
- * place), then renamed over the old one.
- */
+/** Writes `file` whole, as the spool writes its files (spool.ts writePrivate). */
 function writeWhole(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   removeQuietly(tmp);
-  const fd = fs.openSync(
-    tmp,
-    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0),
-    0o600,
-  );
-  try {
-    fs.writeSync(fd, text);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writePrivate(tmp, file, Buffer.from(text));
 }
 
 /**
  * The latest sampled request behind each histogram bucket (and each counter series): its trace
  * and span id, for OpenMetrics exemplars. OpenTelemetry JS records none (opentelemetry-js #5147),
- * so the instruments are wrapped: `record`/`add` also note the active span, when it is sampled.
+ * so each recorded value is heard (metrics.ts taps the instruments) and the active span noted, when
+ * it is sampled.
  */
 export class ExemplarStore {
-  private readonly byMetric = new Map<
-    string,
-    { bounds: number[] | undefined; series: Map<string, Array<Exemplar | undefined>> }
-  >();
-
-  /** A meter provider whose histograms and counters note exemplars, around `inner`. */
-  wrap(inner: ApiMeterProvider): ApiMeterProvider {
-    return {
-      getMeter: (name, version, options) => this.wrapMeter(inner.getMeter(name, version, options)),
-    };
-  }
+  private readonly byMetric = new Map<string, { series: Map<string, Array<Exemplar | undefined>> }>();
 
   /** The exemplars of a series, one per bucket (a counter: one), as of now. */
   take(metric: string, attributes: Attributes): Array<Exemplar | undefined> | undefined {
     return this.byMetric.get(metric)?.series.get(seriesKey(attributes));
   }
 
-  private wrapMeter(meter: Meter): Meter {
-    const wrapRecord = this.wrapRecord.bind(this);
-    return new Proxy(meter, {
-      get(target, key, receiver) {
-        if (key === 'createHistogram')
-          return (name: string, options?: Parameters<Meter['createHistogram']>[1]) => {
-            const h = target.createHistogram(name, options);
-            // The SDK's default boundaries, when the instrument gives none.
-            const bounds = options?.advice?.explicitBucketBoundaries ?? DEFAULT_BOUNDS;
-            return wrapRecord(name, bounds, h);
-          };
-        if (key === 'createCounter')
-          return (name: string, options?: Parameters<Meter['createCounter']>[1]) =>
-            wrapRecord(name, undefined, target.createCounter(name, options));
-        const v: unknown = Reflect.get(target, key, receiver);
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-  }
-
-  private wrapRecord<T extends Histogram | Counter>(name: string, bounds: number[] | undefined, instrument: T): T {
-    const entry = this.byMetric.get(name) ?? { bounds, series: new Map() };
-    this.byMetric.set(name, entry);
-    const note = (value: number, attributes: Attributes | undefined, ctx: Context | undefined) => {
-      const span = trace.getSpan(ctx ?? apiContext.active());
-      const sc = span?.spanContext();
-      if (sc === undefined || (sc.traceFlags & 1) === 0) return;
-      const key = seriesKey(attributes ?? {});
-      let list = entry.series.get(key);
-      if (list === undefined) {
-        // As many series as sdk-metrics keeps by default (its cardinality limit), no more.
-        if (entry.series.size >= MAX_EXEMPLAR_SERIES) return;
-        entry.series.set(key, (list = []));
-      }
-      const i = bounds === undefined ? 0 : bucketIndex(bounds, value);
-      list[i] = { value, traceId: sc.traceId, spanId: sc.spanId, timeUnixMs: Date.now() };
-    };
-    const original = 'record' in instrument ? instrument.record.bind(instrument) : instrument.add.bind(instrument);
-    const wrapped = (value: number, attributes?: Attributes, ctx?: Context) => {
-      original(value, attributes, ctx);
-      note(value, attributes, ctx);
-    };
-    return ('record' in instrument ? { record: wrapped } : { add: wrapped }) as unknown as T;
-  }
+  /** Hears every recorded value (metrics.ts taps the instruments): notes a histogram's or counter's. */
+  readonly note: RecordTap = (instrument, value, attributes, ctx) => {
+    if (instrument.kind !== 'histogram' && instrument.kind !== 'counter') return;
+    const span = trace.getSpan(ctx ?? apiContext.active());
+    const sc = span?.spanContext();
+    if (sc === undefined || (sc.traceFlags & 1) === 0) return;
+    let entry = this.byMetric.get(instrument.name);
+    if (entry === undefined) this.byMetric.set(instrument.name, (entry = { series: new Map() }));
+    const key = seriesKey(attributes ?? {});
+    let list = entry.series.get(key);
+    if (list === undefined) {
+      // As many series as sdk-metrics keeps by default (its cardinality limit), no more.
+      if (entry.series.size >= MAX_EXEMPLAR_SERIES) return;
+      entry.series.set(key, (list = []));
+    }
+    const bounds = instrument.kind === 'histogram' ? (instrument.bounds ?? DEFAULT_BOUNDS) : undefined;
+    const i = bounds === undefined ? 0 : bucketIndex(bounds, value);
+    list[i] = { value, traceId: sc.traceId, spanId: sc.spanId, timeUnixMs: Date.now() };
+  };
 }
+
+/** An instrument as a tap sees it: its name, kind, and the buckets its histogram was advised. */
+export interface TappedInstrument {
+  name: string;
+  kind: 'counter' | 'updowncounter' | 'histogram' | 'gauge';
+  bounds?: number[];
+}
+
+/** Called after each value an instrument records. */
+export type RecordTap = (
+  instrument: TappedInstrument,
+  value: number,
+  attributes: Attributes | undefined,
+  ctx: Context | undefined,
+) => void;
 
 const MAX_EXEMPLAR_SERIES = 2000;
 
@@ -597,8 +554,8 @@ function bucketIndex(bounds: readonly number[], value: number): number {
 /** The scrape endpoint and its state, as startMetrics keeps them. */
 export interface PrometheusEndpoint {
   reader: SnapshotReader;
-  /** The provider to hand out: with exemplars, one that notes them. */
-  wrap(provider: ApiMeterProvider): ApiMeterProvider;
+  /** With exemplars on, what hears each recorded value. */
+  tap: RecordTap | undefined;
   /** Stops listening; the reader's shutdown writes the last totals. */
   close(): void;
 }
@@ -666,7 +623,7 @@ export function startPrometheus(
   });
   return {
     reader,
-    wrap: (provider) => (exemplars ? exemplars.wrap(provider) : provider),
+    tap: exemplars?.note,
     close: () => {
       closed = true;
       server.close();

@@ -48,11 +48,34 @@ export interface SpoolHeader {
 /** Why the spool cannot be used, for one warning; undefined when it can. */
 export type SpoolProblem = string | undefined;
 
-/** The service's folder: a readable prefix of the name, and a hash so that any name is safe. */
-export function serviceDir(spool: SpoolConfig, service: string): string {
+/** A file name for a service: a readable prefix of its name, and a hash so that any name is safe. */
+export function serviceSlug(service: string): string {
   const readable = service.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
   const hash = createHash('sha256').update(service).digest('hex').slice(0, 12);
-  return path.join(spool.dir, `${readable}-${hash}`);
+  return `${readable}-${hash}`;
+}
+
+/** The service's folder in the spool. */
+export function serviceDir(spool: SpoolConfig, service: string): string {
+  return path.join(spool.dir, serviceSlug(service));
+}
+
+/**
+ * Writes `data` to `tmp`, created here (never through a link someone left in its place, mode
+ * 0600), then renames it to `file`: readers only ever see whole files.
+ */
+export function writePrivate(tmp: string, file: string, data: Uint8Array): void {
+  const fd = fs.openSync(
+    tmp,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0),
+    0o600,
+  );
+  try {
+    fs.writeSync(fd, data);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
 }
 
 const uid = () => process.getuid?.();
@@ -214,18 +237,7 @@ export function writeSpoolSync(
   const name = `${now}-${header.pid}-${randomBytes(4).toString('hex')}${SUFFIX}`;
   const tmp = path.join(prepared.dir, `.${name}.tmp`);
   try {
-    const fd = fs.openSync(
-      tmp,
-      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0),
-      0o600,
-    );
-    try {
-      fs.writeSync(fd, data);
-    } finally {
-      fs.closeSync(fd);
-    }
-    // Readers only ever see whole files.
-    fs.renameSync(tmp, path.join(prepared.dir, name));
+    writePrivate(tmp, path.join(prepared.dir, name), data);
   } catch (e) {
     try {
       fs.unlinkSync(tmp);
