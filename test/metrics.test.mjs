@@ -134,6 +134,42 @@ test('the example app: every request and query counted once, under its route, de
   assert.doesNotMatch(app.stderr, /forktrace: (warning|error)|metrics-key-9f2c/);
 });
 
+test('a request that is not sampled: no span of its own, counted under its route beside a sampled one', async (t) => {
+  if (!(await mysqlReachable())) return t.skip('MySQL is not reachable (MYSQL_URL)');
+  receiver.reset();
+  const app = spawnNode(['--require', REGISTER_CJS, path.join(EXAMPLE, 'server.js')], {
+    cwd: EXAMPLE,
+    env: {
+      PORT: '0',
+      OTEL_SERVICE_NAME: 'unsampled-app',
+      OTEL_EXPORTER_OTLP_ENDPOINT: base(),
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_METRIC_EXPORT_INTERVAL: HOUR_MS,
+    },
+  });
+  const { listening: port } = await app.ready;
+  // The default sampler follows the caller's decision: flags 00 is "not sampled".
+  const caller = (sampled) => ({
+    traceparent: `00-${sampled ? 'a1' : 'b2'}${'0'.repeat(29)}1-00f067aa0ba902b7-0${sampled ? 1 : 0}`,
+  });
+  for (let i = 0; i < 3; i++) await get(`http://127.0.0.1:${port}/users/${i}`, caller(false));
+  await get(`http://127.0.0.1:${port}/hello`, caller(false));
+  await get(`http://127.0.0.1:${port}/users/9`, caller(true));
+  assert.deepEqual(await app.kill('SIGTERM'), { code: null, signal: 'SIGTERM' });
+
+  const traceIds = new Set(receiver.spans.map((s) => s.traceId));
+  assert.deepEqual([...traceIds], [`a1${'0'.repeat(29)}1`], 'only the sampled request has spans');
+  assert.deepEqual(receiver.spans.map((s) => s.name).sort(), ['GET /users/:id', 'SELECT', 'request handler - /users/:id']);
+
+  const server = latest(receiver.metrics, SERVER_DURATION);
+  const byRoute = (route) => countOf(server.filter((p) => p.attributes['http.route'] === route));
+  assert.equal(byRoute('/users/:id'), 4, 'three unsampled and one sampled');
+  assert.equal(byRoute('/hello'), 1);
+  assert.equal(countOf(server), 5, 'every request once');
+  assert.equal(countOf(latest(receiver.metrics, 'db.client.operation.duration')), 4);
+  assert.doesNotMatch(app.stderr, /forktrace: (warning|error)/);
+});
+
 test("the app's own counter through @opentelemetry/api, exported by the timer, delta when asked", async () => {
   receiver.reset();
   // The app never stops by itself: only the 300 ms timer can have sent what arrives.

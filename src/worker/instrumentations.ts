@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { context as otelContext, type Context } from '@opentelemetry/api';
+import { context as otelContext, trace as otelTrace, type Context } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
@@ -78,6 +78,12 @@ export function modulesLoadedTooEarly(
   });
 }
 
+/** True inside a request whose server span is not sampled (false outside any span). */
+function notRecording(): boolean {
+  const span = otelTrace.getSpan(otelContext.active());
+  return span !== undefined && !span.isRecording();
+}
+
 /**
  * Creates and enables the instrumentations. They patch modules through require/import hooks, so
  * only modules loaded after this call are traced.
@@ -123,6 +129,11 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     out.push(
       new express.ExpressInstrumentation({
         ignoreLayersType: all.filter((t) => !(config.expressLayers as string[]).includes(t)),
+        // A request that is not sampled gets no layer spans, so it need not pay for them either:
+        // upstream would still make a non-recording span per layer, bind it, wrap `next` and
+        // listen for the response's close. An ignored layer keeps http.route as it is written
+        // with FORKTRACE_EXPRESS_LAYERS=none.
+        ignoreLayers: [notRecording],
         // Express 5's router names every handler span "request handler"; name the route, as
         // express 4 did, so the span says which handler ran.
         spanNameHook: (info, defaultName) =>
