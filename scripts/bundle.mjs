@@ -1,4 +1,4 @@
-// Builds the preload (`forktrace/register`, dist/register.js) as one file: the OpenTelemetry
+// Builds the preload (`forktrace/register`: dist/preload.js, which dist/register.js loads) as one file: the OpenTelemetry
 // packages it needs, bundled. Run by `npm run build` after tsc.
 //
 // Why: a worker's startup is paid at every start and every pm2 reload. Loaded as separate files,
@@ -12,13 +12,16 @@
 //   its one module registry, so both load it from node_modules.
 import { build } from 'esbuild';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // The build output to bundle in place: dist/, or another build's (the bench's baselines).
-const entry = path.join(path.resolve(process.argv[2] ?? path.join(ROOT, 'dist')), 'register.js');
+const distDir = path.resolve(process.argv[2] ?? path.join(ROOT, 'dist'));
+// preload.js since the preload has its code cache (register.js is then its small loader,
+// src/code-cache.ts); register.js itself in a build from before (the bench's baselines).
+const entry = path.join(distDir, fs.existsSync(path.join(distDir, 'preload.js')) ? 'preload.js' : 'register.js');
 const external = ['import-in-the-middle'];
 
 // dist/worker/trace-transformer.js requires two files of otlp-transformer by a path computed at run time
@@ -76,8 +79,23 @@ function bundledPackages(metafile) {
   return [...found.values()].sort();
 }
 
+/**
+ * The preload runs from V8's code cache through `vm.Script` (src/code-cache.ts), where an `import()`
+ * needs Node's default loader given as an option that prints an ExperimentalWarning into the app's
+ * stderr. The bundle's only ones load a Node module (the exporter's http/https, upstream's), so
+ * they become `require`s, and any other `import()` fails the build.
+ */
+function requireBuiltins(text, file) {
+  const out = text.replace(/\bimport\("(node:)?([a-z_/]+)"\)/g, (all, node, name) =>
+    builtinModules.includes(name) ? `Promise.resolve().then(() => require("${node ?? ''}${name}"))` : all,
+  );
+  const left = out.match(/.{0,60}\bimport\([^)]{0,40}/g);
+  if (left) throw new Error(`${path.relative(ROOT, file)}: import() that the code cache cannot run: ${left.join(', ')}`);
+  return out;
+}
+
 /** Bundles `file` (a built module) in place, with the plugins given; returns its size in KB. */
-async function bundle(file, plugins, what) {
+async function bundle(file, plugins, what, noDynamicImport = false) {
   const result = await build({
     entryPoints: [file],
     absWorkingDir: ROOT,
@@ -107,14 +125,15 @@ async function bundle(file, plugins, what) {
   // with two bytes per character if a single character is outside Latin-1: one "…" left in a kept
   // comment doubled the bundle's 0.8 MB on the heap. esbuild escapes strings (charset: 'ascii') but
   // not comments, so any such character left is escaped here.
-  const text = (header + result.outputFiles[0].text).replace(
+  let text = (header + result.outputFiles[0].text).replace(
     /[^\t\n\r -~]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
+  if (noDynamicImport) text = requireBuiltins(text, file);
   fs.writeFileSync(file, text);
   console.log(`bundled ${path.relative(ROOT, file)}: ${(text.length / 1024).toFixed(0)} KB`);
 }
 
-await bundle(entry, [traceTransformer, metricsOutside], 'forktrace/register: the CommonJS preload');
+await bundle(entry, [traceTransformer, metricsOutside], 'forktrace/register: the CommonJS preload', path.basename(entry) === 'preload.js');
 // The metrics code, as one file too: an app with metrics on loads it instead of ~70 files.
 await bundle(path.join(path.dirname(entry), 'worker', 'metrics.js'), [], 'forktrace metrics (loaded when on)');

@@ -3,7 +3,7 @@
 // from the built JavaScript, yet it still ties two modules into one (issue 11 found two:
 // config↔pm2 over `Env`, instrument→log→instrument over `SpanStats`).
 //
-//   src/index.ts, types.ts, register.ts|.mts, paths.ts   the public surface and entry points
+//   src/index.ts, types.ts, register.ts|.mts, preload.ts, code-cache.ts, paths.ts   the public surface and entry points
 //   src/config/    the settings table and resolveConfig (a worker's first step; check calls it too)
 //   src/worker/    what runs inside every traced process
 //   src/tools/     the receiver (tail, the tests) and check
@@ -87,7 +87,7 @@ test('layers: worker and config never import tools or cli; tools never import cl
 test('the walk sees the graph: known edges are found', () => {
   // Guards the regular expressions above: a walk that found nothing would pass both tests.
   const edges = new Set([...graph].flatMap(([f, deps]) => deps.map((d) => `${rel(f)} -> ${rel(d)}`)));
-  for (const e of ['index.ts -> worker/instrument.ts', 'register.ts -> worker/instrument.ts', 'cli/main.ts -> cli/check.ts']) {
+  for (const e of ['index.ts -> worker/instrument.ts', 'preload.ts -> worker/instrument.ts', 'register.ts -> code-cache.ts', 'cli/main.ts -> cli/check.ts']) {
     assert.ok(edges.has(e.split('/').join(path.sep)), e);
   }
   assert.ok(files.length > 30, `${files.length} source files`);

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { isPlainObject } from './parsers';
 import type { HostFacts, Pm2View } from './types';
@@ -45,16 +44,7 @@ function isInsideNodeModules(p: string): boolean {
   return p.split(/[\\/]/).includes('node_modules');
 }
 
-/** The uid on POSIX, else the user name, made safe for a file name. */
-export function defaultUser(): string {
-  const uid = process.getuid?.();
-  if (uid !== undefined) return String(uid);
-  try {
-    return os.userInfo().username.replace(/[^A-Za-z0-9_.-]/g, '_');
-  } catch {
-    return 'user';
-  }
-}
+export { defaultUser } from '../private-dir';
 
 export function readTextFile(file: string): string | undefined {
   try {

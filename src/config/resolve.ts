@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { ExitDeliveryName, ExporterName, Finding, ForktraceOptions, MetricsExporterName } from '../types';
 import { configMessages as messages } from '../worker/messages';
 import { parseKeyValueList, redactUrl } from '../worker/secrets';
+import { defaultCacheDir } from '../code-cache';
 import { defaultHostFacts, defaultUser, findAppPackage, readTextFile } from './host';
 import {
   absolutePath,
@@ -174,6 +175,7 @@ export function resolveConfig(
     instrumentations,
     exitDelivery,
     spoolDir: resolveSpoolDir(r, v.spoolDir, exitDelivery),
+    cacheDir: v.cacheDir === false ? undefined : (v.cacheDir ?? defaultCacheDir(r.host.tmpdir, r.host.user)),
     metrics,
     sources: r.sources,
     variables: r.variables,

@@ -367,6 +367,16 @@ export const SETTINGS = table({
     label: 'spool max age (ms)',
     doc: 'Spooled spans older than this are removed, not sent.',
   },
+  cacheDir: {
+    env: ['FORKTRACE_CACHE_DIR'],
+    parser: absolutePathOrNone,
+    default: undefined,
+    fallback: 'the default folder',
+    defaultDoc: '`forktrace-cache-<uid>` in `os.tmpdir()`',
+    label: 'preload code cache folder',
+    doc: "Where the preload (`forktrace/register`) keeps V8's compiled code between starts, to start faster: an absolute path only you can write, or `none`.",
+    show: (c) => c.cacheDir ?? null,
+  },
   metricsExporters: {
     option: 'metrics.exporters',
     env: ['OTEL_METRICS_EXPORTER'],

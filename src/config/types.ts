@@ -136,6 +136,8 @@ export interface ResolvedConfig {
   spoolDir: string | undefined;
   spoolMaxBytes: number;
   spoolMaxAgeMillis: number;
+  /** Absolute path of the preload's code cache folder (code-cache.ts); undefined: none. */
+  cacheDir: string | undefined;
   metrics: MetricsConfig;
   /** Where each setting came from. */
   sources: Record<string, Source>;

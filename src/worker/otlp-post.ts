@@ -5,6 +5,9 @@
  */
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
+import { errorText } from '../private-dir';
+
+export { errorText };
 
 /** Where and how to send; the headers are secrets and are never printed nor written to disk. */
 export interface PostTarget {
@@ -88,11 +91,4 @@ export function readCa(file: string): Buffer | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** An error's code or name, never its message: a message may quote the URL with credentials. */
-export function errorText(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') return code;
-  return e instanceof Error ? e.name : 'error';
 }

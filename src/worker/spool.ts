@@ -24,6 +24,12 @@ import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { SpoolConfig } from '../config/types';
 import { errorText, postOtlp, type PostTarget } from './otlp-post';
+import { folderProblem, ownDir, uid, writePrivate, type DirProblem } from '../private-dir';
+
+export { ownDir, writePrivate } from '../private-dir';
+
+/** Why the spool cannot be used, for one warning; undefined when it can. */
+export type SpoolProblem = DirProblem;
 
 const MAGIC = Buffer.from('FTSPOOL1', 'latin1');
 const SUFFIX = '.otlp';
@@ -45,9 +51,6 @@ export interface SpoolHeader {
   sha256: string;
 }
 
-/** Why the spool cannot be used, for one warning; undefined when it can. */
-export type SpoolProblem = string | undefined;
-
 /** A file name for a service: a readable prefix of its name, and a hash so that any name is safe. */
 export function serviceSlug(service: string): string {
   const readable = service.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
@@ -58,65 +61,6 @@ export function serviceSlug(service: string): string {
 /** The service's folder in the spool. */
 export function serviceDir(spool: SpoolConfig, service: string): string {
   return path.join(spool.dir, serviceSlug(service));
-}
-
-/**
- * Writes `data` to `tmp`, created here (never through a link someone left in its place, mode
- * 0600), then renames it to `file`: readers only ever see whole files.
- */
-export function writePrivate(tmp: string, file: string, data: Uint8Array): void {
-  const fd = fs.openSync(
-    tmp,
-    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0),
-    0o600,
-  );
-  try {
-    fs.writeSync(fd, data);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
-
-const uid = () => process.getuid?.();
-
-/** Why `st` (from lstat) is not a folder this user may keep spans in; undefined if it is. */
-function folderProblem(dir: string, st: fs.Stats): SpoolProblem {
-  if (st.isSymbolicLink()) return `${dir} is a symlink`;
-  if (!st.isDirectory()) return `${dir} is not a folder`;
-  const me = uid();
-  if (me !== undefined && st.uid !== me) return `${dir} belongs to another user (uid ${st.uid})`;
-  return undefined;
-}
-
-/**
- * Makes `dir` (mode 0700) if needed and checks that it is a real folder of this user, not a
- * symlink nor another user's: the default spool lives in the shared temporary folder. A folder
- * of forktrace's own (`ours`) is made private again if its mode was opened; a folder the user
- * chose keeps the mode they gave it.
- */
-export function ownDir(dir: string, ours: boolean): SpoolProblem {
-  try {
-    fs.mkdirSync(dir, { mode: 0o700, recursive: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create ${dir} (${errorText(e)})`;
-  }
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(dir);
-  } catch (e) {
-    return `cannot read ${dir} (${errorText(e)})`;
-  }
-  const problem = folderProblem(dir, st);
-  if (problem !== undefined) return problem;
-  if (ours && uid() !== undefined && (st.mode & 0o077) !== 0) {
-    try {
-      fs.chmodSync(dir, 0o700);
-    } catch (e) {
-      return `cannot make ${dir} private (${errorText(e)})`;
-    }
-  }
-  return undefined;
 }
 
 /** The service's folder, made and checked; or why it cannot be used. */
