@@ -29,6 +29,13 @@ export function allConfigs(receiverUrl, { baseline, baselineEnv = '', variants =
       env: { ...forktraceEnv, FORKTRACE_EXPRESS_LAYERS: 'none' },
     },
     {
+      // The unsampled path: 1 request in 100 sampled, as a busy service would set it.
+      name: 'forktrace-1pct',
+      label: 'forktrace, 1 % sampled (parentbased_traceidratio 0.01)',
+      preload: ['--require', path.join(ROOT, 'dist', 'register.js')],
+      env: { ...forktraceEnv, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' },
+    },
+    {
       name: 'handbuilt',
       label: 'hand-built SDK',
       preload: ['--require', path.join(BENCH, 'handbuilt.js')],
@@ -137,7 +144,7 @@ function parseEnv(spec) {
   );
 }
 
-export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'handbuilt', 'auto', 'ddtrace'];
+export const DEFAULT_CONFIGS = ['untraced', 'forktrace', 'forktrace-nolayers', 'forktrace-1pct', 'handbuilt', 'auto', 'ddtrace'];
 
 /**
  * `--ladder`: forktrace taken apart, one layer of cost at a time, to show where the per-request

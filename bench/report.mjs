@@ -101,29 +101,32 @@ export function compareTable(result, keys) {
   return lines.join('\n');
 }
 
+// The cost-per-request issue's targets (issue 13, Node 24). A sampled configuration is held to the
+// /hello and /db ratios; one that samples 1 % ("unsampled") to 0.90 on both. The app has one core;
+// when other work steals it, req/s drops for everyone but CPU time per request does not, so "as CPU
+// allows" is the steadier reading of the same targets.
+const UNSAMPLED = new Set(['forktrace-1pct']);
+const throughput = (route, want) => [
+  `${route} throughput as CPU allows (untraced µs ÷ µs per request)`,
+  (s, b) => median(b[`${route.slice(1)}Cpu`]) / median(s[`${route.slice(1)}Cpu`]),
+  (x, _s, name) => x >= (UNSAMPLED.has(name) ? 0.9 : want),
+  (name) => `≥ ${(UNSAMPLED.has(name) ? 0.9 : want).toFixed(2)} ×`,
+  2,
+  '×',
+];
 const TARGETS = [
-  ['/hello throughput', (s, b) => median(s.helloRps) / median(b.helloRps), (x) => x >= 0.7, '≥ 0.70 ×', 2, '×'],
-  ['/db throughput', (s, b) => median(s.dbRps) / median(b.dbRps), (x) => x >= 0.75, '≥ 0.75 ×', 2, '×'],
-  // The app has one core; when other work steals it, req/s drops for everyone but CPU time per
-  // request does not, so this is the steadier reading of the same target.
-  [
-    '/hello throughput as CPU allows (untraced µs ÷ µs per request)',
-    (s, b) => median(b.helloCpu) / median(s.helloCpu),
-    (x) => x >= 0.7,
-    '≥ 0.70 ×',
-    2,
-    '×',
-  ],
-  ['/db throughput as CPU allows', (s, b) => median(b.dbCpu) / median(s.dbCpu), (x) => x >= 0.75, '≥ 0.75 ×', 2, '×'],
-  ['startup overhead', (s, b) => median(s.startup) - median(b.startup), (x) => x <= 50, '≤ +50 ms', 0, '+'],
-  ['idle RSS overhead', (s, b) => median(s.idleRss) - median(b.idleRss), (x) => x <= 6, '≤ +6 MB', 1, '+'],
-  ['wire bytes per span', (s) => median(s.wire), (x) => x <= 35, '≤ 35', 1, ''],
+  throughput('/hello', 0.5),
+  throughput('/db', 0.8),
+  ['RSS after load', (s, b) => median(s.rssAfter) - median(b.rssAfter), (x) => x <= 40, () => '≤ +40 MB', 1, '+'],
+  ['startup overhead', (s, b) => median(s.startup) - median(b.startup), (x) => x <= 50, () => '≤ +50 ms', 0, '+'],
+  ['idle RSS overhead', (s, b) => median(s.idleRss) - median(b.idleRss), (x) => x <= 6, () => '≤ +6 MB', 1, '+'],
+  ['wire bytes per span', (s) => median(s.wire), (x) => x <= 35, () => '≤ 35', 1, ''],
   [
     'delivered (traces received / responses, orphan spans)',
     (s) => Math.min(...s.delivered),
-    (x, s) => x >= 1 && Math.max(...s.orphans) === 0,
-    'every span',
-    3,
+    (x, s, name) => (UNSAMPLED.has(name) || x >= 1) && Math.max(...s.orphans) === 0,
+    () => 'every sampled span',
+    4,
     '',
   ],
 ];
@@ -142,9 +145,9 @@ export function targetTable(result, which = ['forktrace']) {
     const cells = cols.map((n) => {
       const v = value(s[n], b);
       const shown = `${prefix === '×' ? '×' : prefix === '+' && v >= 0 ? '+' : ''}${fmt(v, d)}`;
-      return `${shown} ${ok(v, s[n]) ? '✅' : '❌'}`;
+      return `${shown} ${ok(v, s[n], n) ? '✅' : '❌'} (${want(n)})`;
     });
-    lines.push(`| ${label} (${want}) | ${cells.join(' | ')} |`);
+    lines.push(`| ${label} | ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
 }

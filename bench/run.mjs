@@ -193,7 +193,7 @@ async function main() {
   }
   if (!saved)
     fs.writeFileSync(path.join(OUT, `compare-${stamp}.json`), JSON.stringify({ meta, o, command, result }, null, 2));
-  const traced = ['forktrace', 'forktrace-nolayers', 'forktrace-baseline', 'floor'].filter((n) =>
+  const traced = ['forktrace', 'forktrace-nolayers', 'forktrace-1pct', 'forktrace-baseline', 'floor'].filter((n) =>
     o.configs.includes(n),
   );
   const md = [
