@@ -50,6 +50,24 @@ const traceTransformer = {
   },
 };
 
+// dist/worker/express-utils.js requires instrumentation-express's utils file by a computed path
+// (its `exports` map allows only the index); the bundle gets the same file as a static require.
+const expressUtils = {
+  name: 'express-utils',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]express-utils$/ }, () => ({ path: 'express-utils', namespace: 'express-utils' }));
+    b.onLoad({ filter: /.*/, namespace: 'express-utils' }, () => {
+      const req = createRequire(entry);
+      const { EXPRESS_UTILS_FILE } = req('./worker/express-utils.js');
+      const dist = path.dirname(req.resolve('@opentelemetry/instrumentation-express'));
+      return {
+        resolveDir: ROOT,
+        contents: `exports.expressUtils = require(${JSON.stringify(path.join(dist, EXPRESS_UTILS_FILE))});`,
+      };
+    });
+  },
+};
+
 // dist/worker/metrics.js (and sdk-metrics, the metrics serializer, the Prometheus endpoint behind
 // it) is loaded only when a metrics exporter is configured: kept out of the bundle, it costs an app
 // without metrics nothing (bundled, 1.4 MB more idle RSS on Node 24), and an app with metrics loads
@@ -134,6 +152,6 @@ async function bundle(file, plugins, what, noDynamicImport = false) {
   console.log(`bundled ${path.relative(ROOT, file)}: ${(text.length / 1024).toFixed(0)} KB`);
 }
 
-await bundle(entry, [traceTransformer, metricsOutside], 'forktrace/register: the CommonJS preload', path.basename(entry) === 'preload.js');
+await bundle(entry, [traceTransformer, expressUtils, metricsOutside], 'forktrace/register: the CommonJS preload', path.basename(entry) === 'preload.js');
 // The metrics code, as one file too: an app with metrics on loads it instead of ~70 files.
 await bundle(path.join(path.dirname(entry), 'worker', 'metrics.js'), [], 'forktrace metrics (loaded when on)');

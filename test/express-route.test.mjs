@@ -186,3 +186,62 @@ for (const [name, major, args] of RUNS) {
     });
   }
 }
+
+// forktrace's express layer patch (src/worker/express-layer.ts, the default) against upstream's own
+// (FORKTRACE_EXPRESS_PATCH=upstream) on every case above, with a span for every layer type: the
+// same spans with the same names, kinds, parents, attributes, statuses and events, trace by trace.
+// Timings, ids and the socket's own attributes (ports, addresses) are left out.
+const ALL_LAYERS = { FORKTRACE_EXPRESS_LAYERS: 'request_handler,middleware,router' };
+const PER_CONNECTION = new Set(['network.peer.port', 'client.port', 'network.peer.address', 'client.address', 'server.port']);
+
+/** Each trace of `service` as sorted lines "parent > name (kind) status attributes events", keyed by its root's path. */
+function traceShapes(spans, service) {
+  const mine = spans.filter((s) => s.resource['service.name'] === service);
+  const byId = new Map(mine.map((s) => [s.spanId, s]));
+  const traces = new Map();
+  for (const s of mine) {
+    const attrs = Object.entries(s.attributes)
+      .filter(([k]) => !PER_CONNECTION.has(k))
+      .sort(([a], [b]) => a.localeCompare(b));
+    const events = (s.events ?? []).map((e) => `${e.name}:${e.attributes?.['exception.message'] ?? ''}`);
+    const parent = byId.get(s.parentSpanId)?.name ?? '-';
+    const line = `${parent} > ${s.name} (${s.kind}) ${s.status?.code ?? 0}:${s.status?.message ?? ''} ${JSON.stringify(attrs)} ${events.join(',')}`;
+    (traces.get(s.traceId) ?? traces.set(s.traceId, []).get(s.traceId)).push(line);
+  }
+  const out = {};
+  for (const [traceId, lines] of traces) {
+    const root = mine.find((s) => s.traceId === traceId && s.kind === SERVER && !byId.has(s.parentSpanId));
+    const q = root?.attributes['url.query'];
+    out[root ? root.attributes['url.path'] + (q ? `?${q}` : '') : traceId] = lines.sort();
+  }
+  return out;
+}
+
+for (const [name, major, args] of RUNS.filter(([n]) => !n.includes('ESM'))) {
+  test(`${name}: forktrace's express layer patch makes the spans upstream's does, every layer type, every case`, async (t) => {
+    if (name === 'express 4') await linkExpress4(t);
+    receiver.reset();
+    const shapes = {};
+    for (const patch of ['upstream', 'forktrace']) {
+      const service = `parity-${major}${patch}`;
+      const app = spawnNode(args, {
+        env: {
+          OTEL_SERVICE_NAME: service,
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+          FORKTRACE_EXPRESS_PATCH: patch,
+          ...ALL_LAYERS,
+        },
+      });
+      const { listening: port } = await app.ready;
+      for (const [p, status] of CASES) assert.equal((await get(`http://127.0.0.1:${port}${p}`)).status, status, p);
+      await app.kill('SIGTERM');
+      assert.deepEqual(app.stderr.split('\n').filter((l) => l.startsWith('forktrace: warning')), [], app.stderr);
+      shapes[patch] = traceShapes(receiver.spans, service);
+    }
+    assert.equal(Object.keys(shapes.forktrace).length, CASES.length, 'one trace per request');
+    const middleware = Object.values(shapes.forktrace).flat().filter((l) => l.includes('"express.type","middleware"'));
+    assert.ok(middleware.length > 0, 'middleware spans were made');
+    assert.deepEqual(shapes.forktrace, shapes.upstream);
+  });
+}

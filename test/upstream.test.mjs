@@ -180,6 +180,21 @@ const CHECKS = {
       assert.equal(application.handle.length, 3, `${name}: application.handle no longer takes (req, res, done)`);
     }
   },
+  'instrumentation-express _applyPatch and its utils file': () => {
+    const { ExpressInstrumentation } = require('@opentelemetry/instrumentation-express');
+    const applyPatch = ExpressInstrumentation.prototype._applyPatch;
+    assert.equal(typeof applyPatch, 'function', 'ExpressInstrumentation.prototype._applyPatch is gone');
+    assert.equal(applyPatch.length, 2, '_applyPatch no longer takes (layer, layerPath)');
+    // The route and use patches reach it through the instance, where express-layer.ts puts its own.
+    const built = builtFiles('@opentelemetry/instrumentation-express').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes('instrumentation._applyPatch(layer,'), 'the route/use patches no longer call instrumentation._applyPatch');
+    const { expressUtils, EXPRESS_UTILS_FILE } = require('../dist/worker/express-utils.js');
+    const { asExpressUtils, EXPRESS_UTILS_NAMES } = require('../dist/worker/express-layer.js');
+    assert.ok(expressUtils, `dist/${EXPRESS_UTILS_FILE} is gone from instrumentation-express`);
+    const missing = EXPRESS_UTILS_NAMES.filter((n) => typeof expressUtils[n] !== 'function');
+    assert.deepEqual(missing, [], 'helpers gone from its utils file');
+    assert.ok(asExpressUtils(expressUtils));
+  },
   'otlp-transformer trace files': () => {
     const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/worker/trace-transformer.js');
     const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));

@@ -314,6 +314,13 @@ export const SETTINGS = table({
     label: 'express layers',
     doc: 'Express layers that get a span of their own: `none`, or a list of `request_handler`, `middleware`, `router`. The server span has `http.route` either way.',
   },
+  expressPatch: {
+    env: ['FORKTRACE_EXPRESS_PATCH'],
+    parser: oneOf(['forktrace', 'upstream'] as const),
+    default: 'forktrace',
+    label: 'express layer patch',
+    doc: "Which code wraps each express layer: `forktrace` (upstream's, rewritten to keep less alive between GCs; same spans) or `upstream` (instrumentation-express's own).",
+  },
   instrumentPrimary: {
     option: 'instrumentPrimary',
     env: ['FORKTRACE_INSTRUMENT_PRIMARY'],

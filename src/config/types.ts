@@ -128,6 +128,8 @@ export interface ResolvedConfig {
   instrumentations: { http: boolean; express: boolean; mysql2: boolean };
   maskDbStatements: boolean;
   expressLayers: ExpressLayerName[];
+  /** Which layer patch the express instrumentation uses (worker/express-layer.ts). */
+  expressPatch: 'forktrace' | 'upstream';
   instrumentPrimary: boolean;
   shutdownTimeoutMillis: number;
   /** What an exit that cannot wait (a crash, `process.exit()`) does with the queued spans. */

@@ -126,22 +126,26 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
       express.ExpressLayerType.MIDDLEWARE,
       express.ExpressLayerType.REQUEST_HANDLER,
     ];
-    out.push(
-      new express.ExpressInstrumentation({
-        ignoreLayersType: all.filter((t) => !(config.expressLayers as string[]).includes(t)),
-        // A request that is not sampled gets no layer spans, so it need not pay for them either:
-        // upstream would still make a non-recording span per layer, bind it, wrap `next` and
-        // listen for the response's close. An ignored layer keeps http.route as it is written
-        // with FORKTRACE_EXPRESS_LAYERS=none.
-        ignoreLayers: [notRecording],
-        // Express 5's router names every handler span "request handler"; name the route, as
-        // express 4 did, so the span says which handler ran.
-        spanNameHook: (info, defaultName) =>
-          info.layerType === express.ExpressLayerType.REQUEST_HANDLER && info.route && !defaultName.includes(info.route)
-            ? `${defaultName} - ${info.route}`
-            : defaultName,
-      }),
-    );
+    const instrumentation = new express.ExpressInstrumentation({
+      ignoreLayersType: all.filter((t) => !(config.expressLayers as string[]).includes(t)),
+      // A request that is not sampled gets no layer spans, so it need not pay for them either:
+      // upstream would still make a non-recording span per layer, bind it, wrap `next` and
+      // listen for the response's close. An ignored layer keeps http.route as it is written
+      // with FORKTRACE_EXPRESS_LAYERS=none.
+      ignoreLayers: [notRecording],
+      // Express 5's router names every handler span "request handler"; name the route, as
+      // express 4 did, so the span says which handler ran.
+      spanNameHook: (info, defaultName) =>
+        info.layerType === express.ExpressLayerType.REQUEST_HANDLER && info.route && !defaultName.includes(info.route)
+          ? `${defaultName} - ${info.route}`
+          : defaultName,
+    });
+    if (config.expressPatch === 'forktrace') {
+      const { asExpressUtils, useLeanLayerPatch } = require('./express-layer') as typeof import('./express-layer');
+      const utils = asExpressUtils((require('./express-utils') as typeof import('./express-utils')).expressUtils);
+      if (utils !== undefined) useLeanLayerPatch(instrumentation, utils);
+    }
+    out.push(instrumentation);
   }
   if (config.instrumentations.express && config.instrumentations.http) {
     // The sub-app mount paths trackExpressRoute needs; see express-route.ts.

@@ -156,6 +156,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: 'the write is when express-route.ts sees a newly matched route and a sub-app mount path about to be dropped; if upstream stops writing from ignored layers, FORKTRACE_EXPRESS_LAYERS=none loses those corrections',
   },
   {
+    name: 'instrumentation-express _applyPatch and its utils file',
+    ...EXPRESS_INSTRUMENTATION,
+    why: "express-layer.ts replaces the private _applyPatch (which the route and use patches call as `instrumentation._applyPatch(layer, path)`) with the same steps written without `arguments`, calling upstream's helpers from dist/utils.cjs by path (express-utils.ts). If the helpers move, upstream's own patch stays; if _applyPatch is renamed, ours is never called and upstream's runs: the same spans, and the young-generation survival it causes",
+  },
+  {
     name: 'express application.handle(req, res, done)',
     package: 'express',
     checked: '4.22.3 and 5.3.0',
