@@ -202,7 +202,8 @@ async function main() {
     `${o.rounds} rounds, configurations alternated round by round; per round and configuration: start, 1 s idle, ` +
       `${o.warmup} s warm-up on each route, then ${o.duration} s of /hello and ${o.duration} s of /db with ` +
       `${o.connections} connections, then SIGTERM. Startup: ${o.startups} extra starts per configuration, alternated, ` +
-      `plus the measured rounds. Cells: median <sub>min–max</sub> **vs untraced**.`,
+      `plus the measured rounds, after one start of each forktrace build held until its preload wrote its code cache ` +
+      `(as after a worker's first start). Cells: median <sub>min–max</sub> **vs untraced**.`,
     '',
     compareTable(result),
     '',
