@@ -4,6 +4,7 @@
 // config↔pm2 over `Env`, instrument→log→instrument over `SpanStats`).
 //
 //   src/index.ts, types.ts, register.ts|.mts, preload.ts, code-cache.ts, paths.ts   the public surface and entry points
+//   src/private-dir.ts   per-user folders and files, loaded by the preload's first file (Node modules only)
 //   src/config/    the settings table and resolveConfig (a worker's first step; check calls it too)
 //   src/worker/    what runs inside every traced process
 //   src/tools/     the receiver (tail, the tests) and check
