@@ -24,49 +24,40 @@ const distDir = path.resolve(process.argv[2] ?? path.join(ROOT, 'dist'));
 const entry = path.join(distDir, fs.existsSync(path.join(distDir, 'preload.js')) ? 'preload.js' : 'register.js');
 const external = ['import-in-the-middle'];
 
-// dist/worker/trace-transformer.js requires two files of otlp-transformer by a path computed at run time
-// (the package's `exports` map allows only its index, which also loads sdk-metrics). esbuild cannot
-// follow a computed path, so the bundle gets the same two files as static requires.
-const traceTransformer = {
-  name: 'trace-transformer',
-  setup(b) {
-    b.onResolve({ filter: /[\\/]trace-transformer$/ }, () => ({
-      path: 'dist/worker/trace-transformer.js',
-      namespace: 'trace-transformer',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'trace-transformer' }, () => {
-      const req = createRequire(entry);
-      const { TRACE_TRANSFORMER_FILES: files } = req('./worker/trace-transformer.js');
-      const dist = path.dirname(req.resolve('@opentelemetry/otlp-transformer'));
-      const file = (parts) => JSON.stringify(path.join(dist, ...parts));
-      return {
-        resolveDir: ROOT,
-        contents: [
-          `exports.ProtobufTraceSerializer = require(${file(files.serializer)}).ProtobufTraceSerializer;`,
-          `exports.TraceExporterMetricsHelper = require(${file(files.metricsHelper)}).TraceExporterMetricsHelper;`,
-        ].join('\n'),
-      };
-    });
-  },
-};
+/**
+ * A module of dist/worker that requires files of an upstream package by a path computed at run
+ * time (the package's `exports` map allows only its index). esbuild cannot follow a computed
+ * path, so the bundle gets `module` as the static requires `contents(file)` writes, where
+ * `file(...parts)` is a file inside `pkg`'s dist folder and the module's own exports are at hand.
+ */
+function byPath(module, pkg, contents) {
+  return {
+    name: module,
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`[\\\\/]${module}$`) }, () => ({ path: module, namespace: module }));
+      b.onLoad({ filter: /.*/, namespace: module }, () => {
+        const req = createRequire(entry);
+        const dist = path.dirname(req.resolve(pkg));
+        const file = (...parts) => JSON.stringify(path.join(dist, ...parts));
+        return { resolveDir: ROOT, contents: contents(req(`./worker/${module}.js`), file) };
+      });
+    },
+  };
+}
 
-// dist/worker/express-utils.js requires instrumentation-express's utils file by a computed path
-// (its `exports` map allows only the index); the bundle gets the same file as a static require.
-const expressUtils = {
-  name: 'express-utils',
-  setup(b) {
-    b.onResolve({ filter: /[\\/]express-utils$/ }, () => ({ path: 'express-utils', namespace: 'express-utils' }));
-    b.onLoad({ filter: /.*/, namespace: 'express-utils' }, () => {
-      const req = createRequire(entry);
-      const { EXPRESS_UTILS_FILE } = req('./worker/express-utils.js');
-      const dist = path.dirname(req.resolve('@opentelemetry/instrumentation-express'));
-      return {
-        resolveDir: ROOT,
-        contents: `exports.expressUtils = require(${JSON.stringify(path.join(dist, EXPRESS_UTILS_FILE))});`,
-      };
-    });
-  },
-};
+// trace-transformer.js: two files of otlp-transformer, whose index also loads sdk-metrics.
+const traceTransformer = byPath('trace-transformer', '@opentelemetry/otlp-transformer', (own, file) =>
+  [
+    `exports.ProtobufTraceSerializer = require(${file(...own.TRACE_TRANSFORMER_FILES.serializer)}).ProtobufTraceSerializer;`,
+    `exports.TraceExporterMetricsHelper = require(${file(...own.TRACE_TRANSFORMER_FILES.metricsHelper)}).TraceExporterMetricsHelper;`,
+  ].join('\n'),
+);
+// express-utils.js: instrumentation-express's helpers, for forktrace's layer patch.
+const expressUtils = byPath(
+  'express-utils',
+  '@opentelemetry/instrumentation-express',
+  (own, file) => `exports.expressUtils = require(${file(own.EXPRESS_UTILS_FILE)});`,
+);
 
 // dist/worker/metrics.js (and sdk-metrics, the metrics serializer, the Prometheus endpoint behind
 // it) is loaded only when a metrics exporter is configured: kept out of the bundle, it costs an app

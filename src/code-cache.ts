@@ -22,7 +22,7 @@ import Module from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
-import { defaultUser, ownDir, uid, writePrivate } from './private-dir';
+import { defaultUser, ownDir, uid, writableBy, writePrivate } from './private-dir';
 
 /** The preload proper; `__dirname` is dist/, where tsc puts this file. */
 export const PRELOAD = path.join(__dirname, 'preload.js');
@@ -83,12 +83,6 @@ function cacheFile(dir: string, preload: fs.Stats): string {
   return path.join(dir, `${PREFIX}${key}${SUFFIX}`);
 }
 
-/** Why no one else could have written `st`'s folder or file; a problem, or undefined. */
-function openToOthers(what: string, st: fs.Stats): string | undefined {
-  if (uid() !== undefined && (st.mode & 0o022) !== 0) return `${what} is writable by other users`;
-  return undefined;
-}
-
 /** The cache file's bytes, if it is a regular file of this user's that no one else can write. */
 function readCache(file: string): Buffer | undefined {
   let fd: number;
@@ -100,7 +94,7 @@ function readCache(file: string): Buffer | undefined {
   try {
     const st = fs.fstatSync(fd);
     const me = uid();
-    if (!st.isFile() || (me !== undefined && st.uid !== me) || openToOthers(file, st) !== undefined) return undefined;
+    if (!st.isFile() || (me !== undefined && st.uid !== me) || writableBy(st) !== undefined) return undefined;
     return fs.readFileSync(fd);
   } catch {
     return undefined;
@@ -147,7 +141,9 @@ export function loadPreload(parent: NodeJS.Module): void {
 function prepare(parent: NodeJS.Module): (() => void) | undefined {
   const where = cacheDir();
   if (where === undefined) return undefined;
-  const problem = ownDir(where.dir, where.ours) ?? openToOthers(where.dir, fs.lstatSync(where.dir));
+  let problem = ownDir(where.dir, where.ours);
+  const who = problem === undefined ? writableBy(fs.lstatSync(where.dir)) : undefined;
+  if (who !== undefined) problem = `${where.dir} is writable by ${who}`;
   if (problem !== undefined) {
     process.stderr.write(
       `forktrace: warning: the preload's code cache is off (${problem}); set FORKTRACE_CACHE_DIR to a folder only you can write, or to none.\n`,

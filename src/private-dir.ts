@@ -86,3 +86,10 @@ export function defaultUser(): string {
     return 'user';
   }
 }
+
+/** Who besides the owner may write to a folder, or undefined; no modes to read without uids (Windows). */
+export function writableBy(st: fs.Stats): string | undefined {
+  if (uid() === undefined) return undefined;
+  const who = [st.mode & 0o020 ? 'group' : '', st.mode & 0o002 ? 'others' : ''].filter((w) => w !== '');
+  return who.length === 0 ? undefined : who.join(' and ');
+}

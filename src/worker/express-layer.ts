@@ -19,6 +19,7 @@ import { context, diag, trace, SpanStatusCode, type Attributes, type Context, ty
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import { safeExecuteInTheMiddle } from '@opentelemetry/instrumentation';
 import type { ExpressInstrumentation, ExpressInstrumentationConfig } from '@opentelemetry/instrumentation-express';
+import { LAYERS_STORE } from './express-route';
 
 /** The helpers of instrumentation-express's utils file this patch calls. */
 export interface ExpressUtils {
@@ -51,8 +52,6 @@ export function asExpressUtils(utils: Record<string, unknown> | undefined): Expr
     : undefined;
 }
 
-/** Where upstream keeps a request's layer paths (listed in upstream.ts). */
-const LAYERS_STORE = '__ot_middlewares';
 const PATCHED = Symbol('forktrace.express.layerPatched');
 /** What `next()` passes that is routing, not an error. */
 const NOT_ERRORS = new Set<unknown>([undefined, null, 'route', 'router']);

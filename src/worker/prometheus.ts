@@ -40,7 +40,8 @@ import {
   type FamilyType,
   type Series,
 } from './prometheus-text';
-import { ownDir, serviceSlug, writePrivate } from './spool';
+import { ownDir, writePrivate } from '../private-dir';
+import { serviceSlug } from './spool';
 import { UNTRACED_SERVERS } from './untraced-servers';
 
 /** How often a worker rewrites its file: what a SIGKILL can lose at most. */

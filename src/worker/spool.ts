@@ -24,9 +24,7 @@ import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { SpoolConfig } from '../config/types';
 import { errorText, postOtlp, type PostTarget } from './otlp-post';
-import { folderProblem, ownDir, uid, writePrivate, type DirProblem } from '../private-dir';
-
-export { ownDir, writePrivate } from '../private-dir';
+import { folderProblem, ownDir, uid, writableBy, writePrivate, type DirProblem } from '../private-dir';
 
 /** Why the spool cannot be used, for one warning; undefined when it can. */
 export type SpoolProblem = DirProblem;
@@ -206,13 +204,6 @@ export interface SpoolReport {
   problem?: string;
   /** Who besides the user may write to a spool dir the user chose: `group`, `others` or both. */
   writableBy?: string;
-}
-
-/** Who besides the owner may write to a folder, or undefined; no modes to read without uids (Windows). */
-function writableBy(st: fs.Stats): string | undefined {
-  if (uid() === undefined) return undefined;
-  const who = [st.mode & 0o020 ? 'group' : '', st.mode & 0o002 ? 'others' : ''].filter((w) => w !== '');
-  return who.length === 0 ? undefined : who.join(' and ');
 }
 
 function alive(pid: number): boolean {
