@@ -27,7 +27,7 @@ const { AlwaysOffSampler, TracerProvider } = require('@opentelemetry/sdk-trace')
 const { resolveConfig, defaultHostFacts } = require('../dist/config/resolve.js');
 const { createExporters, countingBatchProcessor, zeroExportStats } = require('../dist/worker/exporter.js');
 const { buildResource, workerIdentity } = require('../dist/worker/resource.js');
-const { redactQuery } = require('../dist/worker/instrumentations.js');
+const { redactQuery } = require('../dist/worker/redact-url.js');
 
 const { context, trace, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode } = api;
 const on = (name) => process.env[name] !== '0';

@@ -25,20 +25,19 @@ const entry = path.join(distDir, fs.existsSync(path.join(distDir, 'preload.js'))
 const external = ['import-in-the-middle'];
 
 /**
- * A module of dist/worker that requires files of an upstream package by a path computed at run
- * time (the package's `exports` map allows only its index). esbuild cannot follow a computed
- * path, so the bundle gets `module` as the static requires `contents(file)` writes, where
- * `file(...parts)` is a file inside `pkg`'s dist folder and the module's own exports are at hand.
+ * A module of dist/worker that requires files of upstream packages by a path computed at run
+ * time (a package's `exports` map allows only its index). esbuild cannot follow a computed path,
+ * so the bundle gets `module` as the static requires `contents(own, file)` writes, where
+ * `file(pkg, name)` is a file inside `pkg`'s dist folder and `own` is the module's own exports.
  */
-function byPath(module, pkg, contents) {
+function byPath(module, contents) {
   return {
     name: module,
     setup(b) {
       b.onResolve({ filter: new RegExp(`[\\\\/]${module}$`) }, () => ({ path: module, namespace: module }));
       b.onLoad({ filter: /.*/, namespace: module }, () => {
         const req = createRequire(entry);
-        const dist = path.dirname(req.resolve(pkg));
-        const file = (...parts) => JSON.stringify(path.join(dist, ...parts));
+        const file = (pkg, ...parts) => JSON.stringify(path.join(path.dirname(req.resolve(pkg)), ...parts));
         return { resolveDir: ROOT, contents: contents(req(`./worker/${module}.js`), file) };
       });
     },
@@ -46,17 +45,18 @@ function byPath(module, pkg, contents) {
 }
 
 // trace-transformer.js: two files of otlp-transformer, whose index also loads sdk-metrics.
-const traceTransformer = byPath('trace-transformer', '@opentelemetry/otlp-transformer', (own, file) =>
+const OTLP_TRANSFORMER = '@opentelemetry/otlp-transformer';
+const traceTransformer = byPath('trace-transformer', (own, file) =>
   [
-    `exports.ProtobufTraceSerializer = require(${file(...own.TRACE_TRANSFORMER_FILES.serializer)}).ProtobufTraceSerializer;`,
-    `exports.TraceExporterMetricsHelper = require(${file(...own.TRACE_TRANSFORMER_FILES.metricsHelper)}).TraceExporterMetricsHelper;`,
+    `exports.ProtobufTraceSerializer = require(${file(OTLP_TRANSFORMER, ...own.TRACE_TRANSFORMER_FILES.serializer)}).ProtobufTraceSerializer;`,
+    `exports.TraceExporterMetricsHelper = require(${file(OTLP_TRANSFORMER, ...own.TRACE_TRANSFORMER_FILES.metricsHelper)}).TraceExporterMetricsHelper;`,
   ].join('\n'),
 );
-// express-utils.js: instrumentation-express's helpers, for forktrace's layer patch.
-const expressUtils = byPath(
-  'express-utils',
-  '@opentelemetry/instrumentation-express',
-  (own, file) => `exports.expressUtils = require(${file(own.EXPRESS_UTILS_FILE)});`,
+// upstream-utils.js: the helpers of instrumentation-express and -http, for forktrace's own hot paths.
+const upstreamUtils = byPath('upstream-utils', (own, file) =>
+  Object.entries(own.UTILS_FILES)
+    .map(([name, f]) => `exports.${name} = require(${file(f.pkg, f.file)});`)
+    .join('\n'),
 );
 
 // dist/worker/metrics.js (and sdk-metrics, the metrics serializer, the Prometheus endpoint behind
@@ -143,6 +143,6 @@ async function bundle(file, plugins, what, noDynamicImport = false) {
   console.log(`bundled ${path.relative(ROOT, file)}: ${(text.length / 1024).toFixed(0)} KB`);
 }
 
-await bundle(entry, [traceTransformer, expressUtils, metricsOutside], 'forktrace/register: the CommonJS preload', path.basename(entry) === 'preload.js');
+await bundle(entry, [traceTransformer, upstreamUtils, metricsOutside], 'forktrace/register: the CommonJS preload', path.basename(entry) === 'preload.js');
 // The metrics code, as one file too: an app with metrics on loads it instead of ~70 files.
 await bundle(path.join(path.dirname(entry), 'worker', 'metrics.js'), [], 'forktrace metrics (loaded when on)');

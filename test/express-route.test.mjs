@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { REGISTER_CJS, REGISTER_ESM, ROOT, get, receiverForThisFile, spawnNode, SERVER } from './helpers.mjs';
+import { REGISTER_CJS, REGISTER_ESM, ROOT, get, receiverForThisFile, spawnNode, SERVER, traceShapes } from './helpers.mjs';
 const APP = path.join(ROOT, 'test', 'fixtures', 'nested-routes.js');
 const EXPRESS_SCOPE = '@opentelemetry/instrumentation-express';
 
@@ -192,30 +192,6 @@ for (const [name, major, args] of RUNS) {
 // same spans with the same names, kinds, parents, attributes, statuses and events, trace by trace.
 // Timings, ids and the socket's own attributes (ports, addresses) are left out.
 const ALL_LAYERS = { FORKTRACE_EXPRESS_LAYERS: 'request_handler,middleware,router' };
-const PER_CONNECTION = new Set(['network.peer.port', 'client.port', 'network.peer.address', 'client.address', 'server.port']);
-
-/** Each trace of `service` as sorted lines "parent > name (kind) status attributes events", keyed by its root's path. */
-function traceShapes(spans, service) {
-  const mine = spans.filter((s) => s.resource['service.name'] === service);
-  const byId = new Map(mine.map((s) => [s.spanId, s]));
-  const traces = new Map();
-  for (const s of mine) {
-    const attrs = Object.entries(s.attributes)
-      .filter(([k]) => !PER_CONNECTION.has(k))
-      .sort(([a], [b]) => a.localeCompare(b));
-    const events = (s.events ?? []).map((e) => `${e.name}:${e.attributes?.['exception.message'] ?? ''}`);
-    const parent = byId.get(s.parentSpanId)?.name ?? '-';
-    const line = `${parent} > ${s.name} (${s.kind}) ${s.status?.code ?? 0}:${s.status?.message ?? ''} ${JSON.stringify(attrs)} ${events.join(',')}`;
-    (traces.get(s.traceId) ?? traces.set(s.traceId, []).get(s.traceId)).push(line);
-  }
-  const out = {};
-  for (const [traceId, lines] of traces) {
-    const root = mine.find((s) => s.traceId === traceId && s.kind === SERVER && !byId.has(s.parentSpanId));
-    const q = root?.attributes['url.query'];
-    out[root ? root.attributes['url.path'] + (q ? `?${q}` : '') : traceId] = lines.sort();
-  }
-  return out;
-}
 
 for (const [name, major, args] of RUNS.filter(([n]) => !n.includes('ESM'))) {
   test(`${name}: forktrace's express layer patch makes the spans upstream's does, every layer type, every case`, async (t) => {

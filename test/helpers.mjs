@@ -38,7 +38,9 @@ export async function mysqlReachable() {
     });
   });
   if (!ok && process.env.CI === 'true') {
-    throw new Error(`MySQL is not reachable at ${u.host} and CI=true: start it (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd) or set MYSQL_URL`);
+    throw new Error(
+      `MySQL is not reachable at ${u.host} and CI=true: start it (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd) or set MYSQL_URL`,
+    );
   }
   return ok;
 }
@@ -73,7 +75,10 @@ process.once('exit', () => {
  * `proc.ready` with the first matching stdout JSON line. The process is killed by pid at `kill()`
  * or when the test file ends. `execPath`: another Node binary than the one running the tests.
  */
-export function spawnNode(args, { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000, execPath = process.execPath } = {}) {
+export function spawnNode(
+  args,
+  { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000, execPath = process.execPath } = {},
+) {
   const child = spawn(execPath, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let stdout = '';
@@ -82,7 +87,10 @@ export function spawnNode(args, { env = {}, cwd = ROOT, readyKey = 'listening', 
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${readyKey}" line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no "${readyKey}" line within ${timeoutMs} ms; stderr: ${stderr}`)),
+      timeoutMs,
+    );
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
       for (const line of chunk.split('\n')) {
@@ -158,14 +166,20 @@ export async function waitUntil(predicate, { timeoutMs = 10_000, what = 'a condi
 
 /** GET with node:http (no keep-alive), resolving { status, body, headers }. */
 export function get(url, headers = {}) {
+  return send(url, { headers });
+}
+
+/** A request with node:http (no keep-alive) and an optional body, resolving { status, body, headers }. */
+export function send(url, { method = 'GET', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers, agent: false }, (res) => {
-      let body = '';
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode, body, headers: res.headers }));
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode, body: text, headers: res.headers }));
     });
     req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -181,10 +195,46 @@ export async function freePort() {
 
 /** Span lookups on what the receiver decoded. */
 export const byName = (spans, name) => spans.filter((s) => s.name === name);
-export const childrenOf = (spans, parent) => spans.filter((s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
+export const childrenOf = (spans, parent) =>
+  spans.filter((s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
 export const SERVER = 2;
 export const CLIENT = 3;
 export const INTERNAL = 1;
+
+/** Attributes that differ from one connection to the next: left out of {@link traceShapes}. */
+export const PER_CONNECTION = new Set([
+  'network.peer.port',
+  'client.port',
+  'network.peer.address',
+  'client.address',
+  'server.port',
+]);
+
+/**
+ * Each trace of `service` as sorted lines "parent > name (kind) status attributes events", keyed by
+ * its root's path and query: what two runs of one app must agree on, without timings and ids.
+ */
+export function traceShapes(spans, service) {
+  const mine = spans.filter((s) => s.resource['service.name'] === service);
+  const byId = new Map(mine.map((s) => [s.spanId, s]));
+  const traces = new Map();
+  for (const s of mine) {
+    const attrs = Object.entries(s.attributes)
+      .filter(([k]) => !PER_CONNECTION.has(k))
+      .sort(([a], [b]) => a.localeCompare(b));
+    const events = (s.events ?? []).map((e) => `${e.name}:${e.attributes?.['exception.message'] ?? ''}`);
+    const parent = byId.get(s.parentSpanId)?.name ?? '-';
+    const line = `${parent} > ${s.name} (${s.kind}) ${s.status?.code ?? 0}:${s.status?.message ?? ''} ${JSON.stringify(attrs)} ${events.join(',')}`;
+    (traces.get(s.traceId) ?? traces.set(s.traceId, []).get(s.traceId)).push(line);
+  }
+  const out = {};
+  for (const [traceId, lines] of traces) {
+    const root = mine.find((s) => s.traceId === traceId && s.kind === SERVER && !byId.has(s.parentSpanId));
+    const q = root?.attributes['url.query'];
+    out[root ? root.attributes['url.path'] + (q ? `?${q}` : '') : traceId] = lines.sort();
+  }
+  return out;
+}
 
 /**
  * For a test file that sends its apps' spans to one receiver: starts it before the file's tests
@@ -225,12 +275,29 @@ export function selfSignedCert({ cn = 'localhost', san = 'DNS:localhost,IP:127.0
   try {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${cn}`,
+        '-addext',
+        `subjectAltName=${san}`,
+      ],
       { stdio: 'ignore' },
     );
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
-    if (process.env.CI === 'true') throw new Error(`openssl could not make a certificate and CI=true: install openssl (${e.message})`);
+    if (process.env.CI === 'true')
+      throw new Error(`openssl could not make a certificate and CI=true: install openssl (${e.message})`);
     return undefined;
   }
   return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), keyFile, certFile, dir };

@@ -321,6 +321,13 @@ export const SETTINGS = table({
     label: 'express layer patch',
     doc: "Which code wraps each express layer: `forktrace` (upstream's, rewritten to keep less alive between GCs; same spans) or `upstream` (instrumentation-express's own).",
   },
+  httpPatch: {
+    env: ['FORKTRACE_HTTP_PATCH'],
+    parser: oneOf(['forktrace', 'upstream'] as const),
+    default: 'forktrace',
+    label: 'http server handler',
+    doc: "Which code starts each request's server span: `forktrace` (upstream's, with the sampling decision before the attributes are collected; same spans) or `upstream` (instrumentation-http's own).",
+  },
   instrumentPrimary: {
     option: 'instrumentPrimary',
     env: ['FORKTRACE_INSTRUMENT_PRIMARY'],

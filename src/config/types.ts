@@ -130,6 +130,8 @@ export interface ResolvedConfig {
   expressLayers: ExpressLayerName[];
   /** Which layer patch the express instrumentation uses (worker/express-layer.ts). */
   expressPatch: 'forktrace' | 'upstream';
+  /** Which code handles a server's requests (worker/http-server.ts or instrumentation-http's own). */
+  httpPatch: 'forktrace' | 'upstream';
   instrumentPrimary: boolean;
   shutdownTimeoutMillis: number;
   /** What an exit that cannot wait (a crash, `process.exit()`) does with the queued spans. */

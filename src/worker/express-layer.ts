@@ -12,7 +12,7 @@
  * allocates survives a scavenge instead of 8.9 %.
  *
  * Same spans, names, attributes, ends, errors and layer path bookkeeping as upstream, from
- * upstream's own helpers (its utils file, loaded by path: express-utils.ts). Turned off by
+ * upstream's own helpers (its utils file, loaded by path: upstream-utils.ts). Turned off by
  * FORKTRACE_EXPRESS_PATCH=upstream. Listed in upstream.ts.
  */
 import { context, diag, trace, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
@@ -44,13 +44,6 @@ export const EXPRESS_UTILS_NAMES = [
   'isLayerIgnored',
   'asErrorAndMessage',
 ] as const;
-
-/** `utils` as the patch needs it, or undefined if a helper is missing. */
-export function asExpressUtils(utils: Record<string, unknown> | undefined): ExpressUtils | undefined {
-  return utils !== undefined && EXPRESS_UTILS_NAMES.every((n) => typeof utils[n] === 'function')
-    ? (utils as unknown as ExpressUtils)
-    : undefined;
-}
 
 const PATCHED = Symbol('forktrace.express.layerPatched');
 /** What `next()` passes that is routing, not an error. */

@@ -4,39 +4,14 @@ import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { ResolvedConfig } from '../config/types';
+import { redactUrlAttributes } from './redact-url';
+import type { ExpressUtils } from './express-layer';
+import type { HttpUtils } from './http-server';
 import { onUntracedServer } from './untraced-servers';
+import { withHelpers } from './upstream';
 
-/** Query parameters whose values are replaced in URL attributes (matched case-insensitively). */
-const SENSITIVE_QUERY_KEY = /token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|^code$/i;
-export const REDACTED = 'REDACTED';
-const URL_ATTRIBUTES = ['url.full', 'url.query', 'http.url', 'http.target'];
-
-/** Replaces the values of sensitive parameters in a query string or a URL that has one. */
-export function redactQuery(value: string): string {
-  const q = value.indexOf('?');
-  if (q < 0 && (value.startsWith('/') || value.includes('://'))) return value;
-  // With no '?', the value is a bare query string (url.query).
-  const head = value.slice(0, q + 1);
-  const rest = value.slice(q + 1);
-  const hash = rest.indexOf('#');
-  const query = hash >= 0 ? rest.slice(0, hash) : rest;
-  const tail = hash >= 0 ? rest.slice(hash) : '';
-  let changed = false;
-  const parts = query.split('&').map((part) => {
-    const eq = part.indexOf('=');
-    if (eq < 0) return part;
-    let key = part.slice(0, eq);
-    try {
-      key = decodeURIComponent(key.replace(/\+/g, ' '));
-    } catch {
-      // keep the raw key
-    }
-    if (!SENSITIVE_QUERY_KEY.test(key)) return part;
-    changed = true;
-    return `${part.slice(0, eq)}=${REDACTED}`;
-  });
-  return changed ? head + parts.join('&') + tail : value;
-}
+/** The upstream helpers files, read when a patch of forktrace's is first installed. */
+const upstreamUtils = () => require('./upstream-utils') as typeof import('./upstream-utils');
 
 /**
  * Redacts sensitive query values in URL attributes when a span starts, for every
@@ -45,14 +20,7 @@ export function redactQuery(value: string): string {
  */
 export class QueryRedactingProcessor implements SpanProcessor {
   onStart(span: Span, _parentContext: Context): void {
-    const attrs = span.attributes;
-    for (const key of URL_ATTRIBUTES) {
-      const v = attrs[key];
-      if (typeof v === 'string' && v.includes('=')) {
-        const redacted = redactQuery(v);
-        if (redacted !== v) span.setAttribute(key, redacted);
-      }
-    }
+    redactUrlAttributes(span.attributes, (key, value) => span.setAttribute(key, value));
   }
   onEnd(_span: ReadableSpan): void {}
   forceFlush(): Promise<void> {
@@ -94,29 +62,33 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     const { HttpInstrumentation } =
       require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
     const excluded = config.excludedUrls;
-    out.push(
-      new HttpInstrumentation({
-        // Puts right the http.route instrumentation-express leaves on the server span.
-        responseHook: config.instrumentations.express
-          ? (require('./express-route') as typeof import('./express-route')).trackExpressRoute
-          : undefined,
-        ignoreIncomingRequestHook:
-          excluded.length === 0 && !config.metrics.exporters.includes('prometheus')
-            ? undefined
-            : (req: IncomingMessage) => {
-                if (onUntracedServer(req)) return true;
-                const url = req.url ?? '/';
-                const q = url.indexOf('?');
-                const p = q >= 0 ? url.slice(0, q) : url;
-                return excluded.some((r) => r.test(p));
-              },
-        // instrumentation-http (0.301) records http.client.request.duration even for a request
-        // made with tracing suppressed, which is how the SDK sends its exports: every span and
-        // metrics export would count as a request of the app's. Such a request is left alone.
-        ignoreOutgoingRequestHook:
-          config.metrics.exporters.length === 0 ? undefined : () => isTracingSuppressed(otelContext.active()),
-      }),
-    );
+    const instrumentation = new HttpInstrumentation({
+      // Puts right the http.route instrumentation-express leaves on the server span.
+      responseHook: config.instrumentations.express
+        ? (require('./express-route') as typeof import('./express-route')).trackExpressRoute
+        : undefined,
+      ignoreIncomingRequestHook:
+        excluded.length === 0 && !config.metrics.exporters.includes('prometheus')
+          ? undefined
+          : (req: IncomingMessage) => {
+              if (onUntracedServer(req)) return true;
+              const url = req.url ?? '/';
+              const q = url.indexOf('?');
+              const p = q >= 0 ? url.slice(0, q) : url;
+              return excluded.some((r) => r.test(p));
+            },
+      // instrumentation-http (0.301) records http.client.request.duration even for a request
+      // made with tracing suppressed, which is how the SDK sends its exports: every span and
+      // metrics export would count as a request of the app's. Such a request is left alone.
+      ignoreOutgoingRequestHook:
+        config.metrics.exporters.length === 0 ? undefined : () => isTracingSuppressed(otelContext.active()),
+    });
+    if (config.httpPatch === 'forktrace') {
+      const { HTTP_UTILS_NAMES, useLeanServerPatch } = require('./http-server') as typeof import('./http-server');
+      const utils = withHelpers<HttpUtils>(upstreamUtils().httpUtils, HTTP_UTILS_NAMES);
+      if (utils !== undefined) useLeanServerPatch(instrumentation, utils);
+    }
+    out.push(instrumentation);
   }
   if (config.instrumentations.express) {
     const express =
@@ -141,8 +113,8 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
           : defaultName,
     });
     if (config.expressPatch === 'forktrace') {
-      const { asExpressUtils, useLeanLayerPatch } = require('./express-layer') as typeof import('./express-layer');
-      const utils = asExpressUtils((require('./express-utils') as typeof import('./express-utils')).expressUtils);
+      const { EXPRESS_UTILS_NAMES, useLeanLayerPatch } = require('./express-layer') as typeof import('./express-layer');
+      const utils = withHelpers<ExpressUtils>(upstreamUtils().expressUtils, EXPRESS_UTILS_NAMES);
       if (utils !== undefined) useLeanLayerPatch(instrumentation, utils);
     }
     out.push(instrumentation);

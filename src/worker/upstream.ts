@@ -47,6 +47,7 @@ const EXPORTER_BASE = { package: '@opentelemetry/otlp-exporter-base', checked: '
 const TRANSFORMER = { package: '@opentelemetry/otlp-transformer', checked: '0.301.1' };
 const EXPRESS_INSTRUMENTATION = { package: '@opentelemetry/instrumentation-express', checked: '0.72.0' };
 const INSTRUMENTATION = { package: '@opentelemetry/instrumentation', checked: '0.301.1' };
+const HTTP_INSTRUMENTATION = { package: '@opentelemetry/instrumentation-http', checked: '0.301.0' };
 const API = { package: '@opentelemetry/api', checked: '1.10.0' };
 const SDK_METRICS = { package: '@opentelemetry/sdk-metrics', checked: '3.1.1' };
 const IF_REWORDED = 'if it is reworded, the error is shown as upstream words it';
@@ -158,7 +159,12 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
   {
     name: 'instrumentation-express _applyPatch and its utils file',
     ...EXPRESS_INSTRUMENTATION,
-    why: "express-layer.ts replaces the private _applyPatch (which the route and use patches call as `instrumentation._applyPatch(layer, path)`) with the same steps written without `arguments`, calling upstream's helpers from dist/utils.cjs by path (express-utils.ts). If the helpers move, upstream's own patch stays; if _applyPatch is renamed, ours is never called and upstream's runs: the same spans, and the young-generation survival it causes",
+    why: "express-layer.ts replaces the private _applyPatch (which the route and use patches call as `instrumentation._applyPatch(layer, path)`) with the same steps written without `arguments`, calling upstream's helpers from dist/utils.cjs by path (upstream-utils.ts). If the helpers move, upstream's own patch stays; if _applyPatch is renamed, ours is never called and upstream's runs: the same spans, and the young-generation survival it causes",
+  },
+  {
+    name: 'instrumentation-http _incomingRequestFunction, its members and its utils file',
+    ...HTTP_INSTRUMENTATION,
+    why: "http-server.ts replaces the private _incomingRequestFunction (which the http and https patches call as `this._incomingRequestFunction(component, original)` to wrap Server.prototype.emit) with the same steps, the sampler asked first; it calls the private _startHttpSpan, _onServerResponseFinish, _onServerResponseError, _closeHttpSpan, the request/response/start hooks' callers and _headerCapture, and upstream's helpers from dist/utils.cjs by path (upstream-utils.ts). If the helpers move, upstream's own handler stays; if _incomingRequestFunction is renamed, ours is never called and upstream's runs: the same spans, with unsampled requests paying for their attributes",
   },
   {
     name: 'express application.handle(req, res, done)',
@@ -167,3 +173,8 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: 'wrapped to see a request enter a sub-app (express-route.ts ExpressMountInstrumentation); if it goes, a sub-app mount path is missing from http.route again',
   },
 ];
+
+/** `helpers` (an upstream helpers file, upstream-utils.ts) as `T` when each of `names` is a function in it. */
+export function withHelpers<T>(helpers: Record<string, unknown> | undefined, names: readonly string[]): T | undefined {
+  return helpers !== undefined && names.every((n) => typeof helpers[n] === 'function') ? (helpers as T) : undefined;
+}

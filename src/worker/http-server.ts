@@ -1,0 +1,228 @@
+/**
+ * instrumentation-http's handler of a server's `request` event (its private
+ * `_incomingRequestFunction`, 0.301.0), written again so that the sampler decides first.
+ *
+ * Why: upstream collects the server span's attributes before it starts the span (parsing the URL
+ * with `new URL`, the Host and Forwarded headers, the SDK's attribute checks), so a request that is
+ * not sampled pays for attributes nobody keeps. On Node 24 that was about a quarter of what
+ * tracing adds to a request at 1 % sampling (BENCHMARKS.md). Here the span starts bare; only a
+ * recording span gets the attributes, from upstream's own helper, and a span that does not record
+ * gets the few the request-duration metric needs.
+ *
+ * The rest is upstream's, step for step: the ignore hook, extraction of the parent, the RPC
+ * metadata instrumentation-express writes the route into, the binding of the request and response
+ * to the span's context, the request and response hooks, the end on the response's `close` and
+ * on an error. A recording span ends through upstream's own `_onServerResponseFinish`.
+ *
+ * forktrace's samplers do not read attributes (settings.ts lists them), so starting bare changes no
+ * decision. forktrace's query redaction runs on a span's attributes when it starts
+ * (QueryRedactingProcessor), which here is before they are set: they are redacted here instead.
+ * Turned off by FORKTRACE_HTTP_PATCH=upstream. Listed in upstream.ts.
+ */
+import { errorMonitor } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  context,
+  propagation,
+  trace,
+  ROOT_CONTEXT,
+  SpanKind,
+  type Attributes,
+  type Context,
+  type HrTime,
+  type Span,
+} from '@opentelemetry/api';
+import { getRPCMetadata, hrTime, RPCType, setRPCMetadata, suppressTracing } from '@opentelemetry/core';
+import { safeExecuteInTheMiddle } from '@opentelemetry/instrumentation';
+import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
+import { redactUrlAttributes } from './redact-url';
+
+/** The helpers of instrumentation-http's utils file this handler calls. */
+export interface HttpUtils {
+  getIncomingRequestAttributes(
+    request: IncomingMessage,
+    options: {
+      component: string;
+      hookAttributes?: Attributes;
+      enableSyntheticSourceDetection: boolean;
+      redactedQueryParams?: string[];
+    },
+    logger: unknown,
+  ): Attributes;
+  getIncomingStableRequestMetricAttributesOnResponse(spanAttributes: Attributes): Attributes;
+}
+
+/** The helpers, by name: all must be functions, or upstream's own handler stays. */
+export const HTTP_UTILS_NAMES = [
+  'getIncomingRequestAttributes',
+  'getIncomingStableRequestMetricAttributesOnResponse',
+] as const;
+
+type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
+
+/** What the handler reaches of the instrumentation: its protected and private members. */
+interface Instrumentation {
+  _diag: unknown;
+  _headerCapture: { server: { captureRequestHeaders(get: (header: string) => unknown): Attributes } };
+  getConfig(): HttpInstrumentationConfig;
+  _startHttpSpan(name: string, options: { kind: SpanKind }, ctx: Context): Span;
+  _callStartSpanHook(request: IncomingMessage, hook: unknown): Attributes | undefined;
+  _callRequestHook(span: Span, request: IncomingMessage): void;
+  _callResponseHook(span: Span, response: ServerResponse): void;
+  _onServerResponseFinish(
+    request: IncomingMessage,
+    response: ServerResponse,
+    span: Span,
+    metricAttributes: Attributes,
+    startTime: HrTime,
+  ): void;
+  _onServerResponseError(span: Span, metricAttributes: Attributes, startTime: HrTime, error: unknown): void;
+  _closeHttpSpan(span: Span, kind: SpanKind, startTime: HrTime, metricAttributes: Attributes): void;
+}
+
+/** The private method the handler replaces; the module patches call it as `this._incomingRequestFunction`. */
+export const INCOMING_REQUEST_FUNCTION = '_incomingRequestFunction';
+
+/** Replaces `instrumentation`'s handler of incoming requests with this one. */
+export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: HttpUtils): void {
+  const self = instrumentation as unknown as Instrumentation;
+  (instrumentation as unknown as Record<string, unknown>)[INCOMING_REQUEST_FUNCTION] = (
+    component: 'http' | 'https',
+    original: Emit,
+  ): Emit =>
+    function emit(event, ...args) {
+      if (event !== 'request') return original.apply(this, [event, ...args]);
+      return incomingRequest(
+        self,
+        utils,
+        component,
+        original,
+        this,
+        args[0] as IncomingMessage,
+        args[1] as ServerResponse,
+      );
+    };
+}
+
+// The attribute names, as @opentelemetry/semantic-conventions spells them.
+const METHOD = 'http.request.method';
+const SCHEME = 'url.scheme';
+const PROTOCOL_VERSION = 'network.protocol.version';
+const STATUS_CODE = 'http.response.status_code';
+const ROUTE = 'http.route';
+
+/** The methods the HTTP semantic conventions name; any other is `_OTHER` (upstream's normalizeMethod). */
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+  'QUERY',
+]);
+
+/** One request: upstream's handler, with the sampler's decision before the attributes. */
+function incomingRequest(
+  self: Instrumentation,
+  utils: HttpUtils,
+  component: 'http' | 'https',
+  original: Emit,
+  server: unknown,
+  request: IncomingMessage,
+  response: ServerResponse,
+): boolean {
+  const config = self.getConfig();
+  const ignore = config.ignoreIncomingRequestHook;
+  if (ignore !== undefined && ignored(ignore, request)) {
+    return context.with(suppressTracing(context.active()), () => {
+      context.bind(context.active(), request);
+      context.bind(context.active(), response);
+      return original.call(server, 'request', request, response);
+    });
+  }
+  const method = request.method || 'GET';
+  const parent = propagation.extract(ROOT_CONTEXT, request.headers);
+  const startTime = hrTime();
+  const span = self._startHttpSpan(method, { kind: SpanKind.SERVER }, parent);
+  const recording = span.isRecording();
+  let metricAttributes: Attributes;
+  if (recording) {
+    const attributes = utils.getIncomingRequestAttributes(
+      request,
+      {
+        component,
+        hookAttributes: self._callStartSpanHook(request, config.startIncomingSpanHook),
+        enableSyntheticSourceDetection: config.enableSyntheticSourceDetection || false,
+        redactedQueryParams: config.redactedQueryParamsServer,
+      },
+      self._diag,
+    );
+    Object.assign(
+      attributes,
+      self._headerCapture.server.captureRequestHeaders((header) => request.headers[header]),
+    );
+    redactUrlAttributes(attributes, (key, value) => (attributes[key] = value));
+    span.setAttributes(attributes);
+    metricAttributes = { [METHOD]: attributes[METHOD], [SCHEME]: attributes[SCHEME] };
+    if (attributes[PROTOCOL_VERSION]) metricAttributes[PROTOCOL_VERSION] = attributes[PROTOCOL_VERSION];
+  } else {
+    const upper = method.toUpperCase();
+    metricAttributes = { [METHOD]: KNOWN_METHODS.has(upper) ? upper : '_OTHER', [SCHEME]: component };
+    if (request.httpVersion) metricAttributes[PROTOCOL_VERSION] = request.httpVersion;
+  }
+  const ctx = setRPCMetadata(trace.setSpan(parent, span), { type: RPCType.HTTP, span });
+  return context.with(ctx, () => {
+    context.bind(ctx, request);
+    context.bind(ctx, response);
+    if (config.requestHook) self._callRequestHook(span, request);
+    if (config.responseHook) self._callResponseHook(span, response);
+    let hasError = false;
+    response.on('close', () => {
+      if (hasError) return;
+      if (recording) self._onServerResponseFinish(request, response, span, metricAttributes, startTime);
+      else closeUnrecorded(self, utils, response, span, metricAttributes, startTime);
+    });
+    response.on(errorMonitor, (error: unknown) => {
+      hasError = true;
+      self._onServerResponseError(span, metricAttributes, startTime, error);
+    });
+    try {
+      return original.call(server, 'request', request, response);
+    } catch (error) {
+      self._onServerResponseError(span, metricAttributes, startTime, error);
+      throw error;
+    }
+  });
+}
+
+/** upstream's call of the ignore hook: a hook that throws ignores nothing. */
+function ignored(hook: (request: IncomingMessage) => boolean, request: IncomingMessage): boolean {
+  return safeExecuteInTheMiddle(
+    () => hook(request),
+    () => {},
+    true,
+  );
+}
+
+/**
+ * The end of a span that does not record: what upstream's `_onServerResponseFinish` gives the
+ * request-duration metric (status code, route, error type), without the span's attributes.
+ */
+function closeUnrecorded(
+  self: Instrumentation,
+  utils: HttpUtils,
+  response: ServerResponse,
+  span: Span,
+  metricAttributes: Attributes,
+  startTime: HrTime,
+): void {
+  const onResponse: Attributes = { [STATUS_CODE]: response.statusCode };
+  const metadata = getRPCMetadata(context.active());
+  if (metadata?.type === RPCType.HTTP && metadata.route !== undefined) onResponse[ROUTE] = metadata.route;
+  Object.assign(metricAttributes, utils.getIncomingStableRequestMetricAttributesOnResponse(onResponse));
+  self._closeHttpSpan(span, SpanKind.SERVER, startTime, metricAttributes);
+}
