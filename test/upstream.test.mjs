@@ -294,6 +294,23 @@ const CHECKS = {
     );
     assert.ok(withHelpers(httpUtils, HTTP_UTILS_NAMES));
   },
+  'context-async-hooks AsyncLocalStorageContextManager _asyncLocalStorage and _bindFunction': () => {
+    const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+    const { CONTEXT_MANAGER_MEMBERS, useLeanBinding } = require('../dist/worker/context-binding.js');
+    const manager = new AsyncLocalStorageContextManager();
+    assert.equal(typeof manager._asyncLocalStorage?.run, 'function', '_asyncLocalStorage is gone');
+    assert.equal(typeof manager._bindFunction, 'function', '_bindFunction is gone');
+    assert.deepEqual(
+      CONTEXT_MANAGER_MEMBERS.filter((m) => !(m in manager)),
+      [],
+    );
+    // bind() and the emitter patches reach it through the instance, where context-binding.ts puts its own.
+    const built = builtFiles('@opentelemetry/context-async-hooks')
+      .map((f) => fs.readFileSync(f, 'utf8'))
+      .join('\n');
+    assert.ok(built.includes('this._bindFunction(context, target)'), 'bind() no longer calls this._bindFunction');
+    assert.equal(useLeanBinding(manager), true);
+  },
   'otlp-transformer trace files': () => {
     const {
       TRACE_TRANSFORMER_FILES,

@@ -31,6 +31,7 @@ import {
   type RedactedConfig,
   type ResolvedConfig,
 } from '../config/resolve';
+import { useLeanBinding } from './context-binding';
 import { describeExportError } from './diagnose';
 import { CountingExporter, countingBatchProcessor, createExporters, queuedSpans, zeroExportStats } from './exporter';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
@@ -124,7 +125,9 @@ class EndCounter implements SpanProcessor {
  * `api`, the copy of @opentelemetry/api that every copy in the process accepts (src/worker/app-api.ts).
  */
 function registerGlobals(provider: TracerProvider, { context, propagation, trace }: OtelApi): void {
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const manager = new AsyncLocalStorageContextManager();
+  useLeanBinding(manager);
+  context.setGlobalContextManager(manager.enable());
   propagation.setGlobalPropagator(
     new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
   );

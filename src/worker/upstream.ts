@@ -167,6 +167,12 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "http-server.ts replaces the private _incomingRequestFunction (which the http and https patches call as `this._incomingRequestFunction(component, original)` to wrap Server.prototype.emit) with the same steps, the sampler asked first; it calls the private _startHttpSpan, _onServerResponseFinish, _onServerResponseError, _closeHttpSpan, the request/response/start hooks' callers and _headerCapture, and upstream's helpers from dist/utils.cjs by path (upstream-utils.ts). If the helpers move, upstream's own handler stays; if _incomingRequestFunction is renamed, ours is never called and upstream's runs: the same spans, with unsampled requests paying for their attributes",
   },
   {
+    name: 'context-async-hooks AsyncLocalStorageContextManager _asyncLocalStorage and _bindFunction',
+    package: '@opentelemetry/context-async-hooks',
+    checked: '3.1.1',
+    why: "context-binding.ts replaces the manager's `with` and its private _bindFunction (which `bind` and the event-emitter binding call as `this._bindFunction`) with versions that enter the private _asyncLocalStorage without a bind or a closure per call; if either member is gone, upstream's manager is left as it is",
+  },
+  {
     name: 'express application.handle(req, res, done)',
     package: 'express',
     checked: '4.22.3 and 5.3.0',
