@@ -77,68 +77,75 @@ function durationSeries(points, name, service) {
   return [...series].map(([key, p]) => `${key} ${p.count}`).sort();
 }
 
-test("forktrace's request handler makes the spans and metrics upstream's does, sampled or not", async () => {
-  receiver.reset();
-  const base = receiver.url.replace(/\/v1\/traces$/, '');
-  const runs = {};
-  for (const patch of ['upstream', 'forktrace']) {
-    const service = `http-${patch}`;
-    const app = spawnNode(['--require', REGISTER_CJS, APP], {
-      env: {
-        OTEL_SERVICE_NAME: service,
-        OTEL_EXPORTER_OTLP_ENDPOINT: base,
-        OTEL_METRICS_EXPORTER: 'otlp',
-        OTEL_METRIC_EXPORT_INTERVAL: '3600000',
-        OTEL_BSP_SCHEDULE_DELAY: '50',
-        FORKTRACE_HTTP_PATCH: patch,
-      },
-    });
-    const { listening: port } = await app.ready;
-    const answers = {};
-    for (const [p, options, status] of CASES) {
-      const answer = await send(`http://127.0.0.1:${port}${p}`, options);
-      assert.equal(answer.status, status, `${patch} ${p}`);
-      answers[p] = answer.body;
+// With metrics on, an unsampled request is still measured (its route and its end); with metrics
+// off (the default) forktrace's handler gives it only its context.
+for (const metrics of [true, false]) {
+  test(`forktrace's request handler makes the spans${metrics ? ' and metrics' : ''} upstream's does, sampled or not, metrics ${metrics ? 'on' : 'off'}`, async () => {
+    receiver.reset();
+    const base = receiver.url.replace(/\/v1\/traces$/, '');
+    const runs = {};
+    for (const patch of ['upstream', 'forktrace']) {
+      const service = `http-${patch}`;
+      const app = spawnNode(['--require', REGISTER_CJS, APP], {
+        env: {
+          OTEL_SERVICE_NAME: service,
+          OTEL_EXPORTER_OTLP_ENDPOINT: base,
+          ...(metrics ? { OTEL_METRICS_EXPORTER: 'otlp', OTEL_METRIC_EXPORT_INTERVAL: '3600000' } : {}),
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+          FORKTRACE_HTTP_PATCH: patch,
+        },
+      });
+      const { listening: port } = await app.ready;
+      const answers = {};
+      for (const [p, options, status] of CASES) {
+        const answer = await send(`http://127.0.0.1:${port}${p}`, options);
+        assert.equal(answer.status, status, `${patch} ${p}`);
+        answers[p] = answer.body;
+      }
+      assert.deepEqual(await app.kill('SIGTERM'), { code: null, signal: 'SIGTERM' });
+      assert.deepEqual(
+        app.stderr.split('\n').filter((l) => /^forktrace: (warning|error)/.test(l)),
+        [],
+        app.stderr,
+      );
+      runs[patch] = {
+        answers,
+        shapes: withoutPorts(traceShapes(receiver.spans, service)),
+        server: durationSeries(receiver.metrics, 'http.server.request.duration', service),
+        client: durationSeries(receiver.metrics, 'http.client.request.duration', service),
+        spans: receiver.spans.filter((s) => s.resource['service.name'] === service),
+      };
     }
-    assert.deepEqual(await app.kill('SIGTERM'), { code: null, signal: 'SIGTERM' });
-    assert.deepEqual(
-      app.stderr.split('\n').filter((l) => /^forktrace: (warning|error)/.test(l)),
-      [],
-      app.stderr,
+    const { forktrace, upstream } = runs;
+
+    // What a user sees with forktrace's handler.
+    assert.equal(Object.keys(forktrace.shapes).length, CASES.length - UNSAMPLED, 'one trace per sampled request');
+    assert.ok(
+      forktrace.spans.every((s) => s.traceId !== UNSAMPLED_CALLER),
+      'nothing of the unsampled requests is exported',
     );
-    runs[patch] = {
-      answers,
-      shapes: withoutPorts(traceShapes(receiver.spans, service)),
-      server: durationSeries(receiver.metrics, 'http.server.request.duration', service),
-      client: durationSeries(receiver.metrics, 'http.client.request.duration', service),
-      spans: receiver.spans.filter((s) => s.resource['service.name'] === service),
-    };
-  }
-  const { forktrace, upstream } = runs;
+    assert.equal(
+      forktrace.spans.filter((s) => s.traceId === SAMPLED_CALLER && s.parentSpanId === '00f067aa0ba902b7').length,
+      1,
+      "a sampled caller's request is its child",
+    );
+    const query = forktrace.spans.find((s) => s.attributes['url.query']?.startsWith('n=2'))?.attributes['url.query'];
+    assert.equal(query, 'n=2&token=REDACTED&api_key=REDACTED');
+    assert.match(forktrace.answers['/forward?n=12'], new RegExp(`^00-${UNSAMPLED_CALLER}-[0-9a-f]{16}-00$`));
+    const forwarded = forktrace.spans.find((s) => s.kind === CLIENT && s.attributes['url.full']?.endsWith('/echo?x=1'));
+    assert.ok(forwarded, 'the sampled forward made a client span');
+    assert.equal(forktrace.answers['/forward?n=8'], `00-${forwarded.traceId}-${forwarded.spanId}-01`);
+    const counted = forktrace.server.reduce((n, line) => n + Number(line.split(' ').pop()), 0);
+    assert.equal(
+      counted,
+      metrics ? CASES.length + FORWARDS : 0,
+      'every request counted once, the echo server included',
+    );
 
-  // What a user sees with forktrace's handler.
-  assert.equal(Object.keys(forktrace.shapes).length, CASES.length - UNSAMPLED, 'one trace per sampled request');
-  assert.ok(
-    forktrace.spans.every((s) => s.traceId !== UNSAMPLED_CALLER),
-    'nothing of the unsampled requests is exported',
-  );
-  assert.equal(
-    forktrace.spans.filter((s) => s.traceId === SAMPLED_CALLER && s.parentSpanId === '00f067aa0ba902b7').length,
-    1,
-    "a sampled caller's request is its child",
-  );
-  const query = forktrace.spans.find((s) => s.attributes['url.query']?.startsWith('n=2'))?.attributes['url.query'];
-  assert.equal(query, 'n=2&token=REDACTED&api_key=REDACTED');
-  assert.match(forktrace.answers['/forward?n=12'], new RegExp(`^00-${UNSAMPLED_CALLER}-[0-9a-f]{16}-00$`));
-  const forwarded = forktrace.spans.find((s) => s.kind === CLIENT && s.attributes['url.full']?.endsWith('/echo?x=1'));
-  assert.ok(forwarded, 'the sampled forward made a client span');
-  assert.equal(forktrace.answers['/forward?n=8'], `00-${forwarded.traceId}-${forwarded.spanId}-01`);
-  const counted = forktrace.server.reduce((n, line) => n + Number(line.split(' ').pop()), 0);
-  assert.equal(counted, CASES.length + FORWARDS, 'every request counted once, the echo server included');
-
-  // The same as upstream's.
-  assert.deepEqual(forktrace.shapes, upstream.shapes);
-  assert.deepEqual(forktrace.server, upstream.server);
-  assert.deepEqual(forktrace.client, upstream.client);
-  assert.match(upstream.answers['/forward?n=12'], new RegExp(`^00-${UNSAMPLED_CALLER}-[0-9a-f]{16}-00$`));
-});
+    // The same as upstream's.
+    assert.deepEqual(forktrace.shapes, upstream.shapes);
+    assert.deepEqual(forktrace.server, upstream.server);
+    assert.deepEqual(forktrace.client, upstream.client);
+    assert.match(upstream.answers['/forward?n=12'], new RegExp(`^00-${UNSAMPLED_CALLER}-[0-9a-f]{16}-00$`));
+  });
+}

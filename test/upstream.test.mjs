@@ -311,6 +311,18 @@ const CHECKS = {
     assert.ok(built.includes('this._bindFunction(context, target)'), 'bind() no longer calls this._bindFunction');
     assert.equal(useLeanBinding(manager), true);
   },
+  'instrumentation-mysql2 _patchQuery': () => {
+    const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
+    assert.equal(
+      MySQL2Instrumentation.prototype._patchQuery?.length,
+      2,
+      'MySQL2Instrumentation.prototype._patchQuery(format, isPrepared) is gone',
+    );
+    const built = builtFiles('@opentelemetry/instrumentation-mysql2')
+      .map((f) => fs.readFileSync(f, 'utf8'))
+      .join('\n');
+    assert.ok(built.includes('this._patchQuery(format, false)'), 'the module patch no longer calls this._patchQuery');
+  },
   'otlp-transformer trace files': () => {
     const {
       TRACE_TRANSFORMER_FILES,

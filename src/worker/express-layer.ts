@@ -20,6 +20,7 @@ import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import { safeExecuteInTheMiddle } from '@opentelemetry/instrumentation';
 import type { ExpressInstrumentation, ExpressInstrumentationConfig } from '@opentelemetry/instrumentation-express';
 import { LAYERS_STORE } from './express-route';
+import { notRecording } from './not-recording';
 
 /** The helpers of instrumentation-express's utils file this patch calls. */
 export interface ExpressUtils {
@@ -72,8 +73,16 @@ interface Instrumentation {
   _wrap(target: object, name: string, wrapper: (original: Handle) => Handle): void;
 }
 
-/** Replaces `instrumentation`'s layer patch with this one. */
-export function useLeanLayerPatch(instrumentation: ExpressInstrumentation, utils: ExpressUtils): void {
+/**
+ * Replaces `instrumentation`'s layer patch with this one. Unless requests that are not sampled are
+ * `measured` (metrics), such a request goes through its layers untouched: no span, and no route
+ * kept for a metric nobody records.
+ */
+export function useLeanLayerPatch(
+  instrumentation: ExpressInstrumentation,
+  utils: ExpressUtils,
+  measured: boolean,
+): void {
   const self = instrumentation as unknown as Instrumentation;
   (instrumentation as unknown as { _applyPatch: (layer: Layer, layerPath?: string) => void })._applyPatch = (
     layer,
@@ -85,6 +94,7 @@ export function useLeanLayerPatch(instrumentation: ExpressInstrumentation, utils
       // An error handler (four parameters) is left as it is, as upstream does.
       if (original.length === 4) return original;
       const patched: Handle = function (req, res, next) {
+        if (!measured && notRecording()) return original.call(this, req, res, next);
         return handleLayer(self, utils, layer, layerPath, original, this, req, res, next);
       };
       // Express reads and writes properties of the handle (a router's stack, its params).

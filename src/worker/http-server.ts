@@ -83,8 +83,12 @@ interface Instrumentation {
 /** The private method the handler replaces; the module patches call it as `this._incomingRequestFunction`. */
 export const INCOMING_REQUEST_FUNCTION = '_incomingRequestFunction';
 
-/** Replaces `instrumentation`'s handler of incoming requests with this one. */
-export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: HttpUtils): void {
+/**
+ * Replaces `instrumentation`'s handler of incoming requests with this one. Unless requests that are
+ * not sampled are `measured` (metrics), such a request gets only its place in the trace: the
+ * context that tells what it calls that it is not sampled, bound to the request and response.
+ */
+export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: HttpUtils, measured: boolean): void {
   const self = instrumentation as unknown as Instrumentation;
   (instrumentation as unknown as Record<string, unknown>)[INCOMING_REQUEST_FUNCTION] = (
     component: 'http' | 'https',
@@ -96,6 +100,7 @@ export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: 
         self,
         utils,
         component,
+        measured,
         original,
         this,
         args[0] as IncomingMessage,
@@ -125,11 +130,15 @@ const KNOWN_METHODS = new Set([
   'QUERY',
 ]);
 
+/** The metric attributes of a request nobody measures: never read. */
+const NOT_MEASURED: Attributes = Object.freeze({});
+
 /** One request: upstream's handler, with the sampler's decision before the attributes. */
 function incomingRequest(
   self: Instrumentation,
   utils: HttpUtils,
   component: 'http' | 'https',
+  measured: boolean,
   original: Emit,
   server: unknown,
   request: IncomingMessage,
@@ -149,7 +158,7 @@ function incomingRequest(
   const startTime = hrTime();
   const span = self._startHttpSpan(method, { kind: SpanKind.SERVER }, parent);
   const recording = span.isRecording();
-  let metricAttributes: Attributes;
+  let metricAttributes = NOT_MEASURED;
   if (recording) {
     const attributes = utils.getIncomingRequestAttributes(
       request,
@@ -169,7 +178,7 @@ function incomingRequest(
     span.setAttributes(attributes);
     metricAttributes = { [METHOD]: attributes[METHOD], [SCHEME]: attributes[SCHEME] };
     if (attributes[PROTOCOL_VERSION]) metricAttributes[PROTOCOL_VERSION] = attributes[PROTOCOL_VERSION];
-  } else {
+  } else if (measured) {
     const upper = method.toUpperCase();
     metricAttributes = { [METHOD]: KNOWN_METHODS.has(upper) ? upper : '_OTHER', [SCHEME]: component };
     if (request.httpVersion) metricAttributes[PROTOCOL_VERSION] = request.httpVersion;
@@ -179,6 +188,8 @@ function incomingRequest(
     context.bind(ctx, request);
     context.bind(ctx, response);
     if (config.requestHook) self._callRequestHook(span, request);
+    // Nothing to end and nothing to count: the response hook (the route) and the end are skipped.
+    if (!recording && !measured) return original.call(server, 'request', request, response);
     if (config.responseHook) self._callResponseHook(span, response);
     let hasError = false;
     response.on('close', () => {

@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http';
-import { context as otelContext, trace as otelTrace, type Context } from '@opentelemetry/api';
+import { context as otelContext, createNoopMeter, metrics as otelMetrics, type Context } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { ResolvedConfig } from '../config/types';
+import { notRecording } from './not-recording';
 import { redactUrlAttributes } from './redact-url';
 import type { ExpressUtils } from './express-layer';
 import type { HttpUtils } from './http-server';
@@ -46,10 +47,40 @@ export function modulesLoadedTooEarly(
   });
 }
 
-/** True inside a request whose server span is not sampled (false outside any span). */
-function notRecording(): boolean {
-  const span = otelTrace.getSpan(otelContext.active());
-  return span !== undefined && !span.isRecording();
+/**
+ * Whether a request that is not sampled is still measured: forktrace's metrics are on, or the app
+ * registered a meter provider of its own before forktrace started (the instrumentations then record
+ * into it). If not, such a request needs neither its route nor its end.
+ */
+function unsampledAreMeasured(config: ResolvedConfig): boolean {
+  if (config.metrics.exporters.length > 0) return true;
+  return otelMetrics.getMeterProvider().getMeter('forktrace').constructor !== createNoopMeter().constructor;
+}
+
+type Query = (this: unknown, ...args: unknown[]) => unknown;
+
+/**
+ * A query inside a request that is not sampled skips instrumentation-mysql2's work (its
+ * attributes, the masking, a span that does not record, the wrapped callback): the original query
+ * runs as is. db.client.operation.duration does not come from there (metrics.ts). Through the
+ * private `_patchQuery(format, isPrepared)`, listed in upstream.ts; if it is gone, upstream's
+ * patch runs for every query.
+ */
+function skipQueriesNotRecorded(instrumentation: Instrumentation): void {
+  const self = instrumentation as unknown as {
+    _patchQuery?: (format: unknown, isPrepared: boolean) => (original: Query) => Query;
+  };
+  const upstream = self._patchQuery;
+  if (typeof upstream !== 'function') return;
+  self._patchQuery = function (this: unknown, format, isPrepared) {
+    const patch = upstream.call(this, format, isPrepared);
+    return (original) => {
+      const traced = patch(original);
+      return function query(this: unknown, ...args: unknown[]) {
+        return (notRecording() ? original : traced).apply(this, args);
+      };
+    };
+  };
 }
 
 /**
@@ -58,6 +89,7 @@ function notRecording(): boolean {
  */
 export function createInstrumentations(config: ResolvedConfig): Instrumentation[] {
   const out: Instrumentation[] = [];
+  const measured = unsampledAreMeasured(config);
   if (config.instrumentations.http) {
     const { HttpInstrumentation } =
       require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
@@ -86,7 +118,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     if (config.httpPatch === 'forktrace') {
       const { HTTP_UTILS_NAMES, useLeanServerPatch } = require('./http-server') as typeof import('./http-server');
       const utils = withHelpers<HttpUtils>(upstreamUtils().httpUtils, HTTP_UTILS_NAMES);
-      if (utils !== undefined) useLeanServerPatch(instrumentation, utils);
+      if (utils !== undefined) useLeanServerPatch(instrumentation, utils, measured);
     }
     out.push(instrumentation);
   }
@@ -115,7 +147,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     if (config.expressPatch === 'forktrace') {
       const { EXPRESS_UTILS_NAMES, useLeanLayerPatch } = require('./express-layer') as typeof import('./express-layer');
       const utils = withHelpers<ExpressUtils>(upstreamUtils().expressUtils, EXPRESS_UTILS_NAMES);
-      if (utils !== undefined) useLeanLayerPatch(instrumentation, utils);
+      if (utils !== undefined) useLeanLayerPatch(instrumentation, utils, measured);
     }
     out.push(instrumentation);
   }
@@ -128,8 +160,10 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     const { MySQL2Instrumentation } =
       require('@opentelemetry/instrumentation-mysql2') as typeof import('@opentelemetry/instrumentation-mysql2');
     const { Mysql2PoolContextInstrumentation } = require('./mysql2-pool') as typeof import('./mysql2-pool');
+    const mysql2 = new MySQL2Instrumentation({ maskStatement: config.maskDbStatements });
+    skipQueriesNotRecorded(mysql2);
     out.push(
-      new MySQL2Instrumentation({ maskStatement: config.maskDbStatements }),
+      mysql2,
       // Without it a busy pool parents query spans under the wrong request; see mysql2-pool.ts.
       new Mysql2PoolContextInstrumentation(),
     );

@@ -173,6 +173,12 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "context-binding.ts replaces the manager's `with` and its private _bindFunction (which `bind` and the event-emitter binding call as `this._bindFunction`) with versions that enter the private _asyncLocalStorage without a bind or a closure per call; if either member is gone, upstream's manager is left as it is",
   },
   {
+    name: 'instrumentation-mysql2 _patchQuery',
+    package: '@opentelemetry/instrumentation-mysql2',
+    checked: '0.70.0',
+    why: "instrumentations.ts wraps the private _patchQuery(format, isPrepared) (which the module patch calls as `this._patchQuery(format, …)` for query and execute) so that a query inside a request that is not sampled runs the original; if it is gone, upstream's patch runs for every query, as before",
+  },
+  {
     name: 'express application.handle(req, res, done)',
     package: 'express',
     checked: '4.22.3 and 5.3.0',
