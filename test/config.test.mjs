@@ -22,12 +22,7 @@ test('defaults', () => {
   assert.equal(c.compression, 'gzip');
   assert.deepEqual(c.exporters, ['otlp']);
   assert.equal(c.sampler, 'parentbased_always_on');
-  assert.deepEqual(c.batch, {
-    scheduledDelayMillis: 5000,
-    exportTimeoutMillis: 30000,
-    maxQueueSize: 2048,
-    maxExportBatchSize: 512,
-  });
+  assert.deepEqual(c.batch, { scheduledDelayMillis: 5000, exportTimeoutMillis: 30000, maxQueueSize: 2048, maxExportBatchSize: 512 });
   assert.equal(c.timeoutMillis, 10000);
   assert.equal(c.logLevel, 'warn');
   assert.equal(c.shutdownTimeoutMillis, 1000);
@@ -46,39 +41,11 @@ test('service name, version and environment: options > env > package.json', () =
     [{}, {}, 'shop-api', '2.3.4', undefined, 'package.json'],
     [{ OTEL_SERVICE_NAME: 'from-env' }, {}, 'from-env', '2.3.4', undefined, 'env'],
     [{ OTEL_SERVICE_NAME: 'from-env' }, { serviceName: 'from-option' }, 'from-option', '2.3.4', undefined, 'option'],
-    [
-      { OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attrs,service.version=9.9.9' },
-      {},
-      'from-attrs',
-      '9.9.9',
-      undefined,
-      'env',
-    ],
-    [
-      { OTEL_SERVICE_NAME: 'wins', OTEL_RESOURCE_ATTRIBUTES: 'service.name=loses' },
-      {},
-      'wins',
-      '2.3.4',
-      undefined,
-      'env',
-    ],
+    [{ OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attrs,service.version=9.9.9' }, {}, 'from-attrs', '9.9.9', undefined, 'env'],
+    [{ OTEL_SERVICE_NAME: 'wins', OTEL_RESOURCE_ATTRIBUTES: 'service.name=loses' }, {}, 'wins', '2.3.4', undefined, 'env'],
     [{ NODE_ENV: 'production' }, {}, 'shop-api', '2.3.4', 'production', 'package.json'],
-    [
-      { NODE_ENV: 'production', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=staging' },
-      {},
-      'shop-api',
-      '2.3.4',
-      'staging',
-      'package.json',
-    ],
-    [
-      { NODE_ENV: 'production' },
-      { environment: 'canary', serviceVersion: '1.0.0' },
-      'shop-api',
-      '1.0.0',
-      'canary',
-      'package.json',
-    ],
+    [{ NODE_ENV: 'production', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=staging' }, {}, 'shop-api', '2.3.4', 'staging', 'package.json'],
+    [{ NODE_ENV: 'production' }, { environment: 'canary', serviceVersion: '1.0.0' }, 'shop-api', '1.0.0', 'canary', 'package.json'],
     [{ OTEL_SERVICE_NAME: '   ' }, {}, 'shop-api', '2.3.4', undefined, 'package.json'], // blank counts as unset
   ];
   for (const [env, options, name, version, environment, source] of cases) {
@@ -118,15 +85,9 @@ test("the app's package.json is found from the entry script, never from a librar
   // A script in a subfolder walks up to the app's package.json.
   assert.equal(resolveConfig({}, {}, host(files, { entryScript: '/srv/app/src/bin/www.js' })).serviceName, 'shop-api');
   // The entry's folder wins over the cwd.
-  assert.equal(
-    resolveConfig({}, {}, host(files, { entryScript: '/srv/other/index.js' })).serviceName,
-    'from-entry-dir',
-  );
+  assert.equal(resolveConfig({}, {}, host(files, { entryScript: '/srv/other/index.js' })).serviceName, 'from-entry-dir');
   // pm2's app name and script win over the wrapper.
-  const pm2 = host(files, {
-    entryScript: '/usr/lib/node_modules/pm2/lib/ProcessContainer.js',
-    pm2: { appName: 'web', cwd: '/srv/app', script: '/srv/app/server.js' },
-  });
+  const pm2 = host(files, { entryScript: '/usr/lib/node_modules/pm2/lib/ProcessContainer.js', pm2: { appName: 'web', cwd: '/srv/app', script: '/srv/app/server.js' } });
   const c = resolveConfig({}, {}, pm2);
   assert.equal(c.serviceName, 'web');
   assert.equal(c.sources.serviceName, 'pm2 app');
@@ -138,39 +99,17 @@ test('endpoint per the OTLP exporter spec', () => {
     [{}, 'http://localhost:4318/v1/traces', 'default'],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com' }, 'https://otlp.example.com/v1/traces', 'env'],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com/' }, 'https://otlp.example.com/v1/traces', 'env'],
-    [
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com/otlp' },
-      'https://otlp.example.com/otlp/v1/traces',
-      'env',
-    ],
-    [
-      { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t.example.com/custom/path' },
-      'https://t.example.com/custom/path',
-      'env',
-    ],
-    [
-      {
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t.example.com/x',
-        OTEL_EXPORTER_OTLP_ENDPOINT: 'https://g.example.com',
-      },
-      'https://t.example.com/x',
-      'env',
-    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com/otlp' }, 'https://otlp.example.com/otlp/v1/traces', 'env'],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t.example.com/custom/path' }, 'https://t.example.com/custom/path', 'env'],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t.example.com/x', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://g.example.com' }, 'https://t.example.com/x', 'env'],
   ];
   for (const [env, endpoint, source] of cases) {
     const c = resolve(env);
     assert.equal(c.endpoint, endpoint, JSON.stringify(env));
     assert.equal(c.sources.endpoint, source);
-    assert.deepEqual(
-      c.warnings.filter((w) => !w.startsWith('service.name')),
-      [],
-    );
+    assert.deepEqual(c.warnings.filter((w) => !w.startsWith('service.name')), []);
   }
-  assert.equal(
-    resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://g.example.com' }, { endpoint: 'http://127.0.0.1:9/v1/traces' })
-      .endpoint,
-    'http://127.0.0.1:9/v1/traces',
-  );
+  assert.equal(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://g.example.com' }, { endpoint: 'http://127.0.0.1:9/v1/traces' }).endpoint, 'http://127.0.0.1:9/v1/traces');
 });
 
 test('a bad endpoint warns, names the variable, never quotes the value, and falls back', () => {
@@ -204,13 +143,9 @@ test('headers: parsed per spec, signal-specific wins, option wins over both', ()
     ['  k1 = v1 , k2=v2  ', { k1: 'v1', k2: 'v2' }, []], // trimmed
     ['k1=v1,,k2=v2', { k1: 'v1', k2: 'v2' }, []], // empty pairs ignored
     ['empty=,k=v', { k: 'v' }, ['header "empty" has an empty value']],
-    [
-      'x-api-key=ab%zz',
-      { 'x-api-key': 'ab%zz' },
-      ['header "x-api-key" has a \'%\' that starts no percent-escape; sent as written'],
-    ],
+    ['x-api-key=ab%zz', { 'x-api-key': 'ab%zz' }, ['header "x-api-key" has a \'%\' that starts no percent-escape; sent as written']],
     ['novalue,k=v', { k: 'v' }, ['header "#1" has no \'=\'']],
-    ['Authorization: Bearer s3cr3t,k=v', { k: 'v' }, ['header "#1" has no \'=\' (write key=value, not key: value)']],
+    ['Authorization: Bearer s3cr3t,k=v', { k: 'v' }, ["header \"#1\" has no '=' (write key=value, not key: value)"]],
     ['=s3cr3t,k=v', { k: 'v' }, ['header "#1" has an empty name']],
     ['x-evil=a%0D%0AInjected: yes', {}, ['header "x-evil" has a line break or NUL in its value (header injection)']],
     ['bad name=v', {}, ['header "#1" has a name that is not a valid HTTP header name']],
@@ -223,8 +158,7 @@ test('headers: parsed per spec, signal-specific wins, option wins over both', ()
       assert.ok(c.warnings[i].startsWith('OTEL_EXPORTER_OTLP_HEADERS: ' + w), `${raw}: got "${c.warnings[i]}"`);
     });
     for (const w of c.warnings) {
-      for (const secret of ['s3cr3t', 'ab%zz', 'Bearer', 'Injected'])
-        assert.ok(!w.includes(secret), `warning quotes a value: ${w}`);
+      for (const secret of ['s3cr3t', 'ab%zz', 'Bearer', 'Injected']) assert.ok(!w.includes(secret), `warning quotes a value: ${w}`);
     }
   }
   const c = resolve(
@@ -253,18 +187,8 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
   const cases = [
     // [env, key, expected value, warning prefix or null]
     [{ OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }, 'compression', 'none', null],
-    [
-      { OTEL_EXPORTER_OTLP_COMPRESSION: 'none', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip' },
-      'compression',
-      'gzip',
-      null,
-    ],
-    [
-      { OTEL_EXPORTER_OTLP_COMPRESSION: 'brotli' },
-      'compression',
-      'gzip',
-      'OTEL_EXPORTER_OTLP_COMPRESSION="brotli" is not supported; accepted: gzip, none. Using gzip.',
-    ],
+    [{ OTEL_EXPORTER_OTLP_COMPRESSION: 'none', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip' }, 'compression', 'gzip', null],
+    [{ OTEL_EXPORTER_OTLP_COMPRESSION: 'brotli' }, 'compression', 'gzip', 'OTEL_EXPORTER_OTLP_COMPRESSION="brotli" is not supported; accepted: gzip, none. Using gzip.'],
     [{ OTEL_EXPORTER_OTLP_TIMEOUT: '2500' }, 'timeoutMillis', 2500, null],
     [{ OTEL_EXPORTER_OTLP_TIMEOUT: '100', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '200' }, 'timeoutMillis', 200, null],
     [{ OTEL_EXPORTER_OTLP_TIMEOUT: 'soon' }, 'timeoutMillis', 10000, 'OTEL_EXPORTER_OTLP_TIMEOUT="soon"'],
@@ -274,32 +198,17 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ OTEL_TRACES_EXPORTER: 'console' }, 'exporters', ['console'], null],
     [{ OTEL_TRACES_EXPORTER: 'otlp, console' }, 'exporters', ['otlp', 'console'], null],
     [{ OTEL_TRACES_EXPORTER: 'none' }, 'exporters', ['none'], null],
-    [
-      { OTEL_TRACES_EXPORTER: 'zipkin' },
-      'exporters',
-      ['otlp'],
-      'OTEL_TRACES_EXPORTER="zipkin" is not supported; accepted: otlp, console, none',
-    ],
+    [{ OTEL_TRACES_EXPORTER: 'zipkin' }, 'exporters', ['otlp'], 'OTEL_TRACES_EXPORTER="zipkin" is not supported; accepted: otlp, console, none'],
     [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }, 'samplerRatio', 0.25, null],
     [{ OTEL_TRACES_SAMPLER_ARG: '2' }, 'samplerRatio', 1, 'OTEL_TRACES_SAMPLER_ARG="2"'],
     [{ OTEL_TRACES_SAMPLER: 'sometimes' }, 'sampler', 'parentbased_always_on', 'OTEL_TRACES_SAMPLER="sometimes"'],
     [{ OTEL_LOG_LEVEL: 'DEBUG' }, 'logLevel', 'debug', null],
     [{ OTEL_LOG_LEVEL: 'loud' }, 'logLevel', 'warn', 'OTEL_LOG_LEVEL="loud"'],
     [{ OTEL_SDK_DISABLED: 'true' }, 'disabled', true, null],
-    [
-      { OTEL_SDK_DISABLED: 'yes' },
-      'disabled',
-      false,
-      'OTEL_SDK_DISABLED="yes" is not supported; accepted: true, false',
-    ],
+    [{ OTEL_SDK_DISABLED: 'yes' }, 'disabled', false, 'OTEL_SDK_DISABLED="yes" is not supported; accepted: true, false'],
     [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '700' }, 'shutdownTimeoutMillis', 700, null],
     [{ FORKTRACE_EXIT_DELIVERY: 'SPOOL' }, 'exitDelivery', 'spool', null],
-    [
-      { FORKTRACE_EXIT_DELIVERY: 'later' },
-      'exitDelivery',
-      'send',
-      'FORKTRACE_EXIT_DELIVERY="later" is not supported; accepted: send, spool, off. Using send.',
-    ],
+    [{ FORKTRACE_EXIT_DELIVERY: 'later' }, 'exitDelivery', 'send', 'FORKTRACE_EXIT_DELIVERY="later" is not supported; accepted: send, spool, off. Using send.'],
     [{}, 'spoolDir', '/scratch/forktrace-spool-1000', null],
     [{ FORKTRACE_SPOOL_DIR: '/var/spool/app/' }, 'spoolDir', '/var/spool/app/', null],
     [{ FORKTRACE_SPOOL_DIR: 'None' }, 'spoolDir', undefined, null],
@@ -308,78 +217,28 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
     [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0' }, 'exitDelivery', 'off', null],
     [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0', FORKTRACE_EXIT_DELIVERY: 'spool' }, 'exitDelivery', 'off', null],
     [{ FORKTRACE_SHUTDOWN_TIMEOUT_MS: '0' }, 'spoolDir', undefined, null],
-    [
-      { FORKTRACE_SPOOL_DIR: 'spool' },
-      'spoolDir',
-      '/scratch/forktrace-spool-1000',
-      'FORKTRACE_SPOOL_DIR="spool" is not supported; accepted: an absolute path, or none. Using the default folder.',
-    ],
+    [{ FORKTRACE_SPOOL_DIR: 'spool' }, 'spoolDir', '/scratch/forktrace-spool-1000', 'FORKTRACE_SPOOL_DIR="spool" is not supported; accepted: an absolute path, or none. Using the default folder.'],
     [{}, 'cacheDir', '/scratch/forktrace-cache-1000', null],
     [{ FORKTRACE_CACHE_DIR: '/var/cache/app' }, 'cacheDir', '/var/cache/app', null],
     [{ FORKTRACE_CACHE_DIR: 'NONE' }, 'cacheDir', undefined, null],
-    [
-      { FORKTRACE_CACHE_DIR: 'cache' },
-      'cacheDir',
-      '/scratch/forktrace-cache-1000',
-      'FORKTRACE_CACHE_DIR="cache" is not supported; accepted: an absolute path, or none. Using the default folder.',
-    ],
+    [{ FORKTRACE_CACHE_DIR: 'cache' }, 'cacheDir', '/scratch/forktrace-cache-1000', 'FORKTRACE_CACHE_DIR="cache" is not supported; accepted: an absolute path, or none. Using the default folder.'],
     [{}, 'expressPatch', 'forktrace', null],
     [{ FORKTRACE_EXPRESS_PATCH: 'UPSTREAM' }, 'expressPatch', 'upstream', null],
-    [
-      { FORKTRACE_EXPRESS_PATCH: 'lean' },
-      'expressPatch',
-      'forktrace',
-      'FORKTRACE_EXPRESS_PATCH="lean" is not supported; accepted: forktrace, upstream. Using forktrace.',
-    ],
+    [{ FORKTRACE_EXPRESS_PATCH: 'lean' }, 'expressPatch', 'forktrace', 'FORKTRACE_EXPRESS_PATCH="lean" is not supported; accepted: forktrace, upstream. Using forktrace.'],
     [{}, 'httpPatch', 'forktrace', null],
     [{ FORKTRACE_HTTP_PATCH: 'upstream' }, 'httpPatch', 'upstream', null],
-    [
-      { FORKTRACE_HTTP_PATCH: 'fast' },
-      'httpPatch',
-      'forktrace',
-      'FORKTRACE_HTTP_PATCH="fast" is not supported; accepted: forktrace, upstream. Using forktrace.',
-    ],
+    [{ FORKTRACE_HTTP_PATCH: 'fast' }, 'httpPatch', 'forktrace', 'FORKTRACE_HTTP_PATCH="fast" is not supported; accepted: forktrace, upstream. Using forktrace.'],
     [{ FORKTRACE_SPOOL_MAX_BYTES: '100000' }, 'spoolMaxBytes', 100000, null],
     [{ FORKTRACE_SPOOL_MAX_AGE_MS: '3600000' }, 'spoolMaxAgeMillis', 3600000, null],
-    [
-      { FORKTRACE_SPOOL_MAX_BYTES: '100' },
-      'spoolMaxBytes',
-      8388608,
-      'FORKTRACE_SPOOL_MAX_BYTES="100" is not supported; accepted: a whole number from 65536 to 1073741824',
-    ],
+    [{ FORKTRACE_SPOOL_MAX_BYTES: '100' }, 'spoolMaxBytes', 8388608, 'FORKTRACE_SPOOL_MAX_BYTES="100" is not supported; accepted: a whole number from 65536 to 1073741824'],
     [{ FORKTRACE_MASK_DB_STATEMENTS: 'false' }, 'maskDbStatements', false, null],
     [{ FORKTRACE_EXPRESS_LAYERS: 'none' }, 'expressLayers', [], null],
-    [
-      { FORKTRACE_EXPRESS_LAYERS: 'router,middleware,request_handler' },
-      'expressLayers',
-      ['router', 'middleware', 'request_handler'],
-      null,
-    ],
+    [{ FORKTRACE_EXPRESS_LAYERS: 'router,middleware,request_handler' }, 'expressLayers', ['router', 'middleware', 'request_handler'], null],
     [{ FORKTRACE_INSTRUMENT_PRIMARY: 'true' }, 'instrumentPrimary', true, null],
-    [
-      { OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'mysql2' },
-      'instrumentations',
-      { http: true, express: true, mysql2: false },
-      null,
-    ],
-    [
-      { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,@opentelemetry/instrumentation-express' },
-      'instrumentations',
-      { http: true, express: true, mysql2: false },
-      null,
-    ],
-    [
-      { OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'none' },
-      'instrumentations',
-      { http: false, express: false, mysql2: false },
-      null,
-    ],
-    [
-      { OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'redis,mysql2' },
-      'instrumentations',
-      { http: true, express: true, mysql2: false },
-      'OTEL_NODE_DISABLED_INSTRUMENTATIONS="redis" is not supported; accepted: http, express, mysql2. Using the known names only.',
-    ],
+    [{ OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'mysql2' }, 'instrumentations', { http: true, express: true, mysql2: false }, null],
+    [{ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http,@opentelemetry/instrumentation-express' }, 'instrumentations', { http: true, express: true, mysql2: false }, null],
+    [{ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'none' }, 'instrumentations', { http: false, express: false, mysql2: false }, null],
+    [{ OTEL_NODE_DISABLED_INSTRUMENTATIONS: 'redis,mysql2' }, 'instrumentations', { http: true, express: true, mysql2: false }, 'OTEL_NODE_DISABLED_INSTRUMENTATIONS="redis" is not supported; accepted: http, express, mysql2. Using the known names only.'],
   ];
   for (const [env, key, expected, warning] of cases) {
     // The default spool folder: in the host's temporary folder, named after the user.
@@ -394,18 +253,8 @@ test('enumerations and numbers: valid values, and one warning naming the variabl
 });
 
 test('batch processor settings from OTEL_BSP_*; the batch never exceeds the queue', () => {
-  const c = resolve({
-    OTEL_BSP_SCHEDULE_DELAY: '200',
-    OTEL_BSP_EXPORT_TIMEOUT: '3000',
-    OTEL_BSP_MAX_QUEUE_SIZE: '100',
-    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512',
-  });
-  assert.deepEqual(c.batch, {
-    scheduledDelayMillis: 200,
-    exportTimeoutMillis: 3000,
-    maxQueueSize: 100,
-    maxExportBatchSize: 100,
-  });
+  const c = resolve({ OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_BSP_EXPORT_TIMEOUT: '3000', OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' });
+  assert.deepEqual(c.batch, { scheduledDelayMillis: 200, exportTimeoutMillis: 3000, maxQueueSize: 100, maxExportBatchSize: 100 });
   assert.deepEqual(resolve({}, { batch: { maxQueueSize: 10 } }).batch.maxExportBatchSize, 10);
 });
 
@@ -415,10 +264,7 @@ test('excluded URLs: option strings and RegExps, or comma-separated regexes in F
   assert.deepEqual(env.warnings, []);
   const bad = resolve({ OTEL_SERVICE_NAME: 'x', FORKTRACE_EXCLUDED_URLS: '^/ok$,(' });
   assert.equal(bad.excludedUrls.length, 1);
-  assert.match(
-    bad.warnings[0],
-    /^FORKTRACE_EXCLUDED_URLS="\(" is not supported; accepted: comma-separated regular expressions/,
-  );
+  assert.match(bad.warnings[0], /^FORKTRACE_EXCLUDED_URLS="\(" is not supported; accepted: comma-separated regular expressions/);
   const opt = resolve({ FORKTRACE_EXCLUDED_URLS: '^/ignored' }, { excludedUrls: ['^/a$', /^\/b/] });
   assert.deepEqual(opt.excludedUrls.map(String), ['/^\\/a$/', '/^\\/b/']);
 });
@@ -447,25 +293,14 @@ test('a wrong option throws a TypeError or RangeError naming it in backticks', (
     ['fast', TypeError, /^`options` must be an object/],
   ];
   for (const [options, type, message] of cases) {
-    assert.throws(
-      () => resolveConfig(options, {}, host(APP)),
-      (e) => e instanceof type && message.test(e.message),
-      JSON.stringify(options),
-    );
+    assert.throws(() => resolveConfig(options, {}, host(APP)), (e) => e instanceof type && message.test(e.message), JSON.stringify(options));
   }
-  assert.throws(
-    () => resolveConfig({ apiKey: 's3cr3t\n' }, {}, host(APP)),
-    (e) => !e.message.includes('s3cr3t'),
-  );
+  assert.throws(() => resolveConfig({ apiKey: 's3cr3t\n' }, {}, host(APP)), (e) => !e.message.includes('s3cr3t'));
 });
 
 test('the redacted config shows no secret', () => {
   const c = resolve(
-    {
-      FORKTRACE_API_KEY: 'canary-key-1',
-      OTEL_EXPORTER_OTLP_HEADERS: 'x-other=canary-hdr-2',
-      OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:canary-pw-3@h.example.com',
-    },
+    { FORKTRACE_API_KEY: 'canary-key-1', OTEL_EXPORTER_OTLP_HEADERS: 'x-other=canary-hdr-2', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:canary-pw-3@h.example.com' },
     { headers: { 'x-opt': 'canary-opt-4' } },
   );
   const shown = JSON.stringify(redactConfig(c));
@@ -491,31 +326,20 @@ test('pm2: ecosystem env keys inside pm2_env are seen before pm2 applies them, a
   };
   // The worker inherits the daemon's env: OTEL_SERVICE_NAME here is a stale value from when the
   // daemon was spawned; pm2 overwrites it with pm2_env's before the app runs.
-  const info = readPm2({
-    pm2_env: JSON.stringify(pm2Env),
-    OTEL_SERVICE_NAME: 'stale-daemon-env',
-    OTEL_LOG_LEVEL: 'debug',
-  });
+  const info = readPm2({ pm2_env: JSON.stringify(pm2Env), OTEL_SERVICE_NAME: 'stale-daemon-env', OTEL_LOG_LEVEL: 'debug' });
   assert.equal(info.env.OTEL_SERVICE_NAME, 'from-ecosystem');
   assert.equal(info.env.FORKTRACE_API_KEY, 'eco-key');
   assert.equal(info.env.OTEL_LOG_LEVEL, 'debug', 'keys pm2_env lacks stay as they are');
   assert.equal(info.env.UNRELATED, undefined, 'only OTEL_*, FORKTRACE_* and NODE_ENV are merged');
   assert.equal(info.env.OTEL_BSP_SCHEDULE_DELAY, '300');
   assert.equal(info.env.FORKTRACE_INSTRUMENT_PRIMARY, 'true');
-  assert.deepEqual(
-    [info.appName, info.cwd, info.script, info.instance, info.pmId, info.killTimeout],
-    ['web', '/srv/app', '/srv/app/server.js', 1, 3, 1600],
-  );
+  assert.deepEqual([info.appName, info.cwd, info.script, info.instance, info.pmId, info.killTimeout], ['web', '/srv/app', '/srv/app/server.js', 1, 3, 1600]);
   const c = resolveConfig({}, info.env, host(APP, { pm2: info, pm2EnvKeys: info.envKeys }));
   assert.equal(c.serviceName, 'from-ecosystem');
   assert.equal(c.sources.serviceName, 'pm2 env');
   assert.equal(c.sources.logLevel, 'env');
   assert.equal(readPm2({}), undefined);
-  assert.equal(
-    readPm2({ pm2_env: '{not json' }).env.pm2_env,
-    '{not json',
-    'unreadable pm2_env falls back to the real env',
-  );
+  assert.equal(readPm2({ pm2_env: '{not json' }).env.pm2_env, '{not json', 'unreadable pm2_env falls back to the real env');
 });
 
 // Metrics headers (README "Metrics" → "Where they go"). On the traces' origin, metrics go to the
@@ -535,12 +359,7 @@ test("metrics on the traces' origin inherit the traces' headers, API key and CA 
   const cases = [
     // [label, extra env, options, expected metrics endpoint]
     ['derived from the traces endpoint', {}, {}, 'https://otlp.a.example/v1/metrics'],
-    [
-      'metrics variable, same origin',
-      { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://otlp.a.example/otlp/metrics' },
-      {},
-      'https://otlp.a.example/otlp/metrics',
-    ],
+    ['metrics variable, same origin', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://otlp.a.example/otlp/metrics' }, {}, 'https://otlp.a.example/otlp/metrics'],
     ['option, same origin', {}, { metrics: { endpoint: 'https://otlp.a.example:443/m' } }, 'https://otlp.a.example/m'],
     ['headers option too', {}, { headers: { 'x-opt': 'o' } }, 'https://otlp.a.example/v1/metrics'],
   ];
@@ -552,57 +371,31 @@ test("metrics on the traces' origin inherit the traces' headers, API key and CA 
     assert.equal(c.metrics.certificateFile, '/srv/ca.pem', label);
   }
   // The traces URL's credentials too, when the metrics URL has none of its own.
-  const basic = resolve(
-    { OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:p@otlp.a.example' },
-    { metrics: { endpoint: 'https://otlp.a.example/m' } },
-  );
+  const basic = resolve({ OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:p@otlp.a.example' }, { metrics: { endpoint: 'https://otlp.a.example/m' } });
   assert.equal(basic.metrics.headers.authorization, 'Basic ' + Buffer.from('u:p').toString('base64'));
 });
 
-test('metrics on another origin: no traces headers, no API key, no CA file; the generic and metrics headers only', () => {
+test("metrics on another origin: no traces headers, no API key, no CA file; the generic and metrics headers only", () => {
   const generic = { OTEL_EXPORTER_OTLP_HEADERS: 'x-org=acme,x-team=generic' };
   const cases = [
     // [label, extra env, options, expected metrics headers]
     ['metrics variable', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://metrics.b.example/v1/metrics' }, {}, {}],
     ['option', {}, { metrics: { endpoint: 'https://metrics.b.example/v1/metrics' } }, {}],
-    [
-      'same host, another port',
-      { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://otlp.a.example:8443/v1/metrics' },
-      {},
-      {},
-    ],
+    ['same host, another port', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://otlp.a.example:8443/v1/metrics' }, {}, {}],
     ['http, not https', { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://otlp.a.example/v1/metrics' }, {}, {}],
-    [
-      'generic endpoint, traces elsewhere',
-      { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://metrics.b.example', ...generic },
-      {},
-      { 'x-org': 'acme', 'x-team': 'generic' },
-    ],
+    ['generic endpoint, traces elsewhere', { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://metrics.b.example', ...generic }, {}, { 'x-org': 'acme', 'x-team': 'generic' }],
     [
       'metrics headers and URL credentials',
-      {
-        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://b-user:b-pass@metrics.b.example/v1/metrics',
-        OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-b-key=b1',
-        ...generic,
-      },
+      { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://b-user:b-pass@metrics.b.example/v1/metrics', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-b-key=b1', ...generic },
       { metrics: { headers: { 'X-B-Extra': 'b2' } } },
-      {
-        authorization: 'Basic ' + Buffer.from('b-user:b-pass').toString('base64'),
-        'x-org': 'acme',
-        'x-team': 'generic',
-        'x-b-key': 'b1',
-        'x-b-extra': 'b2',
-      },
+      { authorization: 'Basic ' + Buffer.from('b-user:b-pass').toString('base64'), 'x-org': 'acme', 'x-team': 'generic', 'x-b-key': 'b1', 'x-b-extra': 'b2' },
     ],
   ];
   for (const [label, env, options, expected] of cases) {
     const c = resolveConfig({ headers: { 'x-opt': 'o' }, ...options }, { ...VENDOR_A, ...env }, PEM_HOST);
     assert.equal(c.headers['x-api-key'], 'key-of-a', `${label}: the spans keep the key`);
     assert.deepEqual(c.metrics.headers, expected, label);
-    assert.ok(
-      !Object.values(c.metrics.headers).includes('key-of-a'),
-      `${label}: the API key is never sent to another origin`,
-    );
+    assert.ok(!Object.values(c.metrics.headers).includes('key-of-a'), `${label}: the API key is never sent to another origin`);
     assert.equal(c.metrics.certificateFile, undefined, `${label}: the system CAs`);
   }
 });
@@ -616,11 +409,7 @@ test('a metrics header beats the API key of the same name (variable and option)'
   assert.equal(c.sources['metricsHeaders.x-api-key'], 'env');
   const o = resolveConfig({ metrics: { headers: { 'x-api-key': 'from-option' } } }, env, PEM_HOST);
   assert.equal(o.metrics.headers['x-api-key'], 'from-option');
-  const header = resolveConfig(
-    {},
-    { ...env, FORKTRACE_API_KEY_HEADER: 'x-vendor-key', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-vendor-key=m' },
-    PEM_HOST,
-  );
+  const header = resolveConfig({}, { ...env, FORKTRACE_API_KEY_HEADER: 'x-vendor-key', OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-vendor-key=m' }, PEM_HOST);
   assert.equal(header.headers['x-vendor-key'], 'key-of-a');
   assert.equal(header.metrics.headers['x-vendor-key'], 'm');
 });

@@ -38,9 +38,7 @@ export async function mysqlReachable() {
     });
   });
   if (!ok && process.env.CI === 'true') {
-    throw new Error(
-      `MySQL is not reachable at ${u.host} and CI=true: start it (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd) or set MYSQL_URL`,
-    );
+    throw new Error(`MySQL is not reachable at ${u.host} and CI=true: start it (start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd) or set MYSQL_URL`);
   }
   return ok;
 }
@@ -75,10 +73,7 @@ process.once('exit', () => {
  * `proc.ready` with the first matching stdout JSON line. The process is killed by pid at `kill()`
  * or when the test file ends. `execPath`: another Node binary than the one running the tests.
  */
-export function spawnNode(
-  args,
-  { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000, execPath = process.execPath } = {},
-) {
+export function spawnNode(args, { env = {}, cwd = ROOT, readyKey = 'listening', timeoutMs = 15000, execPath = process.execPath } = {}) {
   const child = spawn(execPath, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   let stdout = '';
@@ -87,10 +82,7 @@ export function spawnNode(
   child.stdout.setEncoding('utf8');
   child.stderr.setEncoding('utf8');
   const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no "${readyKey}" line within ${timeoutMs} ms; stderr: ${stderr}`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => reject(new Error(`no "${readyKey}" line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
       for (const line of chunk.split('\n')) {
@@ -195,20 +187,13 @@ export async function freePort() {
 
 /** Span lookups on what the receiver decoded. */
 export const byName = (spans, name) => spans.filter((s) => s.name === name);
-export const childrenOf = (spans, parent) =>
-  spans.filter((s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
+export const childrenOf = (spans, parent) => spans.filter((s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId);
 export const SERVER = 2;
 export const CLIENT = 3;
 export const INTERNAL = 1;
 
 /** Attributes that differ from one connection to the next: left out of {@link traceShapes}. */
-export const PER_CONNECTION = new Set([
-  'network.peer.port',
-  'client.port',
-  'network.peer.address',
-  'client.address',
-  'server.port',
-]);
+export const PER_CONNECTION = new Set(['network.peer.port', 'client.port', 'network.peer.address', 'client.address', 'server.port']);
 
 /**
  * Each trace of `service` as sorted lines "parent > name (kind) status attributes events", keyed by
@@ -275,29 +260,12 @@ export function selfSignedCert({ cn = 'localhost', san = 'DNS:localhost,IP:127.0
   try {
     execFileSync(
       'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        `/CN=${cn}`,
-        '-addext',
-        `subjectAltName=${san}`,
-      ],
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`],
       { stdio: 'ignore' },
     );
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
-    if (process.env.CI === 'true')
-      throw new Error(`openssl could not make a certificate and CI=true: install openssl (${e.message})`);
+    if (process.env.CI === 'true') throw new Error(`openssl could not make a certificate and CI=true: install openssl (${e.message})`);
     return undefined;
   }
   return { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), keyFile, certFile, dir };

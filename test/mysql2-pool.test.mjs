@@ -12,17 +12,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import {
-  EXAMPLE,
-  REGISTER_CJS,
-  REGISTER_ESM,
-  get,
-  mysqlReachable,
-  receiverForThisFile,
-  spawnNode,
-  SERVER,
-  CLIENT,
-} from './helpers.mjs';
+import { EXAMPLE, REGISTER_CJS, REGISTER_ESM, get, mysqlReachable, receiverForThisFile, spawnNode, SERVER, CLIENT } from './helpers.mjs';
 
 const REQUESTS = 400;
 const IN_FLIGHT = 16;
@@ -57,8 +47,7 @@ for (const [name, args] of [
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
 
     const spans = await receiver.waitFor(
-      (s) =>
-        s.filter((x) => x.kind === SERVER).length >= REQUESTS && s.filter((x) => x.kind === CLIENT).length >= REQUESTS,
+      (s) => s.filter((x) => x.kind === SERVER).length >= REQUESTS && s.filter((x) => x.kind === CLIENT).length >= REQUESTS,
     );
     const servers = spans.filter((s) => s.kind === SERVER);
     const queries = spans.filter((s) => s.kind === CLIENT && s.name === 'SELECT');
@@ -75,23 +64,13 @@ for (const [name, args] of [
       const late = server ? q.endTimeUnixNano - server.endTimeUnixNano : 0n;
       if (!server || server.kind !== SERVER || server.traceId !== q.traceId || late > 2_000_000n) {
         misplaced.push(
-          !handler
-            ? 'no parent'
-            : !server || server.kind !== SERVER
-              ? `parent of parent is not a server span`
-              : server.traceId !== q.traceId
-                ? 'another trace'
-                : `ended ${Number(late) / 1e6} ms after its request`,
+          !handler ? 'no parent' : server?.kind !== SERVER ? 'parent of parent is not a server span' : server.traceId !== q.traceId ? 'another trace' : `ended ${Number(late) / 1e6} ms after its request`,
         );
         continue;
       }
       queriesPerServer.set(server.spanId, queriesPerServer.get(server.spanId) + 1);
     }
-    assert.deepEqual(
-      misplaced,
-      [],
-      `${misplaced.length} query spans are not under handler → server of their own, still open request`,
-    );
+    assert.deepEqual(misplaced, [], `${misplaced.length} query spans are not under handler → server of their own, still open request`);
     const counts = {};
     for (const n of queriesPerServer.values()) counts[n] = (counts[n] ?? 0) + 1;
     assert.deepEqual(counts, { 1: REQUESTS }, 'requests by number of SELECT spans under them');
