@@ -149,3 +149,39 @@ for (const metrics of [true, false]) {
     assert.match(upstream.answers['/forward?n=12'], new RegExp(`^00-${UNSAMPLED_CALLER}-[0-9a-f]{16}-00$`));
   });
 }
+
+// An app with a meter provider of its own, forktrace's metrics off: instrumentation-http records
+// into the app's provider, so a request that is not sampled must still be counted under its route.
+test("the app's own meter provider: requests that are not sampled are counted under their route", async () => {
+  const script = `
+    const { metrics } = require('@opentelemetry/api');
+    const sdk = require('@opentelemetry/sdk-metrics');
+    const reader = new sdk.PeriodicExportingMetricReader({
+      exporter: new sdk.InMemoryMetricExporter(sdk.AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 3600000,
+    });
+    metrics.setGlobalMeterProvider(new sdk.MeterProvider({ readers: [reader] }));
+    require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))}).instrument({ serviceName: 'own-meter' });
+    const express = require('express');
+    const app = express();
+    app.get('/items/:id', (req, res) => res.json({ id: req.params.id }));
+    app.get('/report', async (_req, res) => {
+      const { resourceMetrics } = await reader.collect();
+      const points = resourceMetrics.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .filter((m) => m.descriptor.name === 'http.server.request.duration')
+        .flatMap((m) => m.dataPoints.map((p) => [p.attributes['http.route'], p.value.count]));
+      res.json(points);
+    });
+    const server = app.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ listening: server.address().port })));
+  `;
+  const app = spawnNode(['-e', script], {
+    env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER: 'always_off' },
+  });
+  const { listening: port } = await app.ready;
+  for (let i = 0; i < 3; i++) assert.equal((await send(`http://127.0.0.1:${port}/items/${i}`)).status, 200);
+  const report = await send(`http://127.0.0.1:${port}/report`);
+  assert.deepEqual(JSON.parse(report.body), [['/items/:id', 3]]);
+  await app.kill('SIGTERM');
+  assert.doesNotMatch(app.stderr, /forktrace: (warning|error)/);
+});

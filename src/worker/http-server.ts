@@ -34,6 +34,14 @@ import {
 } from '@opentelemetry/api';
 import { getRPCMetadata, hrTime, RPCType, setRPCMetadata, suppressTracing } from '@opentelemetry/core';
 import { safeExecuteInTheMiddle } from '@opentelemetry/instrumentation';
+import {
+  ATTR_HTTP_REQUEST_METHOD as METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE as STATUS_CODE,
+  ATTR_HTTP_ROUTE as ROUTE,
+  ATTR_NETWORK_PROTOCOL_VERSION as PROTOCOL_VERSION,
+  ATTR_URL_SCHEME as SCHEME,
+  HTTP_REQUEST_METHOD_VALUE_OTHER,
+} from '@opentelemetry/semantic-conventions';
 import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
 import { redactUrlAttributes } from './redact-url';
 
@@ -109,13 +117,6 @@ export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: 
     };
 }
 
-// The attribute names, as @opentelemetry/semantic-conventions spells them.
-const METHOD = 'http.request.method';
-const SCHEME = 'url.scheme';
-const PROTOCOL_VERSION = 'network.protocol.version';
-const STATUS_CODE = 'http.response.status_code';
-const ROUTE = 'http.route';
-
 /** The methods the HTTP semantic conventions name; any other is `_OTHER` (upstream's normalizeMethod). */
 const KNOWN_METHODS = new Set([
   'GET',
@@ -180,7 +181,10 @@ function incomingRequest(
     if (attributes[PROTOCOL_VERSION]) metricAttributes[PROTOCOL_VERSION] = attributes[PROTOCOL_VERSION];
   } else if (measured) {
     const upper = method.toUpperCase();
-    metricAttributes = { [METHOD]: KNOWN_METHODS.has(upper) ? upper : '_OTHER', [SCHEME]: component };
+    metricAttributes = {
+      [METHOD]: KNOWN_METHODS.has(upper) ? upper : HTTP_REQUEST_METHOD_VALUE_OTHER,
+      [SCHEME]: component,
+    };
     if (request.httpVersion) metricAttributes[PROTOCOL_VERSION] = request.httpVersion;
   }
   const ctx = setRPCMetadata(trace.setSpan(parent, span), { type: RPCType.HTTP, span });

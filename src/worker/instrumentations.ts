@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { context as otelContext, createNoopMeter, metrics as otelMetrics, type Context } from '@opentelemetry/api';
+import { context as otelContext, createNoopMeter, type Context, type Meter } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
@@ -48,13 +48,16 @@ export function modulesLoadedTooEarly(
 }
 
 /**
- * Whether a request that is not sampled is still measured: forktrace's metrics are on, or the app
- * registered a meter provider of its own before forktrace started (the instrumentations then record
- * into it). If not, such a request needs neither its route nor its end.
+ * Whether instrumentation-http records its request-duration metric, which needs the route and the
+ * end of every request, sampled or not: into forktrace's metrics (set on it once they start), or
+ * into a meter provider the app registered before forktrace started (the instrumentation took its
+ * meter from it when made). If not, a request that is not sampled needs neither.
  */
-function unsampledAreMeasured(config: ResolvedConfig): boolean {
+function measures(http: Instrumentation, config: ResolvedConfig): boolean {
   if (config.metrics.exporters.length > 0) return true;
-  return otelMetrics.getMeterProvider().getMeter('forktrace').constructor !== createNoopMeter().constructor;
+  // `meter` is InstrumentationBase's protected getter, there for instrumentation authors.
+  const { meter } = http as unknown as { meter: Meter };
+  return meter.constructor !== createNoopMeter().constructor;
 }
 
 type Query = (this: unknown, ...args: unknown[]) => unknown;
@@ -89,7 +92,8 @@ function skipQueriesNotRecorded(instrumentation: Instrumentation): void {
  */
 export function createInstrumentations(config: ResolvedConfig): Instrumentation[] {
   const out: Instrumentation[] = [];
-  const measured = unsampledAreMeasured(config);
+  // Whether a request that is not sampled is still measured (instrumentation-http's metric).
+  let measured = false;
   if (config.instrumentations.http) {
     const { HttpInstrumentation } =
       require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
@@ -115,6 +119,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
       ignoreOutgoingRequestHook:
         config.metrics.exporters.length === 0 ? undefined : () => isTracingSuppressed(otelContext.active()),
     });
+    measured = measures(instrumentation, config);
     if (config.httpPatch === 'forktrace') {
       const { HTTP_UTILS_NAMES, useLeanServerPatch } = require('./http-server') as typeof import('./http-server');
       const utils = withHelpers<HttpUtils>(upstreamUtils().httpUtils, HTTP_UTILS_NAMES);
