@@ -138,6 +138,23 @@ const CHECKS = {
       'the queued spans are no longer in _finishedSpans: an exit would send only the spans in flight',
     );
   },
+  'BatchSpanProcessorBase reads only spanContext() and resource of what it queues': async () => {
+    // The OTLP exporter's processor queues encoded spans: they must reach the exporter, in order,
+    // in batches of the configured size.
+    const batches = [];
+    const exporter = { export: (spans, done) => { batches.push(spans); done({ code: ExportResultCode.SUCCESS }); }, shutdown: () => Promise.resolve() };
+    const stats = zeroExportStats();
+    const processor = countingBatchProcessor(exporter, { ...BATCH, scheduledDelayMillis: 60_000 }, stats, true);
+    const provider = new TracerProvider({ spanProcessors: [processor] });
+    const tracer = provider.getTracer('upstream-test');
+    for (let i = 0; i < 12; i++) tracer.startSpan(`s${i}`).end();
+    await processor.forceFlush();
+    assert.deepEqual(batches.map((b) => b.length), [5, 5, 2], 'the processor no longer batches encoded spans as it did');
+    const { EncodedSpan } = require('../dist/worker/span-bytes.js');
+    assert.ok(batches.flat().every((s) => s instanceof EncodedSpan), 'what reached the exporter is not the encoded spans');
+    assert.equal(stats.queueFull, 0);
+    await provider.shutdown();
+  },
   'MetricReader._sdkMetricProducer collection path': () => {
     // A crash writes the Prometheus totals synchronously, through the SDK's storages.
     const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics');

@@ -1,5 +1,6 @@
-// serializeByTrace (src/worker/exporter.ts): the OTLP protobuf body forktrace sends, cut into parts of
-// whole traces so that gzip can reference a trace id it has just seen. What a user checks: every
+// encodeSpan and serializeEncoded (src/worker/span-bytes.ts): each span encoded when it ends, and the
+// OTLP protobuf body forktrace sends, in the order the spans ended, cut into parts of 64 spans so that
+// gzip can reference a trace id it has just seen. What a user checks: every
 // span arrives once, unchanged (name, ids, parent, attributes, scope, resource), and the body is
 // smaller on the wire. Decoded by the project's receiver (real protobufjs), not by the encoder.
 //
@@ -20,7 +21,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 
-import { serializeByTrace } from '../dist/worker/exporter.js';
+import { encodeSpan, serializeEncoded } from '../dist/worker/span-bytes.js';
 import { decodeTraceRequest } from '../dist/tools/receiver.js';
 
 function batch(requests) {
@@ -79,6 +80,8 @@ function batch(requests) {
   return memory.getFinishedSpans();
 }
 
+const serializeByEnd = (spans) => Buffer.from(serializeEncoded(spans.map(encodeSpan)));
+
 const key = (s) => `${s.traceId}/${s.spanId}`;
 const comparable = (s) => ({
   name: s.name,
@@ -91,11 +94,11 @@ const comparable = (s) => ({
   end: s.endTimeUnixNano,
 });
 
-test('every span arrives once and unchanged, each trace in one part, and the gzip body is smaller', async () => {
+test('every span arrives once and unchanged, each trace within one part, and the gzip body is smaller', async () => {
   const spans = batch(150);
   assert.equal(spans.length, 450);
 
-  const ours = Buffer.from(serializeByTrace(spans));
+  const ours = serializeByEnd(spans);
   const upstream = Buffer.from(ProtobufTraceSerializer.serializeRequest(spans));
   const decodedOurs = await decodeTraceRequest(ours, 'application/x-protobuf', '');
   const decodedUpstream = await decodeTraceRequest(upstream, 'application/x-protobuf', '');
@@ -105,7 +108,7 @@ test('every span arrives once and unchanged, each trace in one part, and the gzi
   const expected = new Map(decodedUpstream.map((s) => [key(s), comparable(s)]));
   for (const s of decodedOurs) assert.deepEqual(comparable(s), expected.get(key(s)), `span ${s.name} ${key(s)}`);
 
-  // Each trace sits in one part of about 64 spans: its three spans are at most a part apart in the
+  // Each trace's spans ended together, so they sit within a part of 64 spans: at most a part apart in the
   // body, where upstream's scope grouping puts them a third of the batch (150 spans) apart.
   const spread = (decoded) => {
     const at = new Map();
@@ -130,5 +133,5 @@ test('every span arrives once and unchanged, each trace in one part, and the gzi
 
 test('a batch of at most one part is upstream serialization byte for byte', () => {
   const spans = batch(20);
-  assert.deepEqual(Buffer.from(serializeByTrace(spans)), Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)));
+  assert.deepEqual(serializeByEnd(spans), Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)));
 });

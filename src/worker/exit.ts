@@ -9,7 +9,7 @@
  *    `exception` event (recorded by `uncaughtExceptionMonitor`, which runs before Node's own
  *    handling and, unlike an `uncaughtException` listener, changes nothing in it: pm2's
  *    ProcessContainer exits the worker only when its own listener is the only one);
- * 2. every span queued or in flight is serialized as the exporter would (serializeByTrace), and
+ * 2. every span queued or in flight is serialized as the exporter would (span-bytes.ts serializeEncoded), and
  *    gzipped;
  * 3. `send`: a short-lived sender process (dist/worker/exit-sender.js) run by `spawnSync` posts it, within
  *    what is left of `shutdownTimeoutMillis`; what it cannot deliver, and everything in `spool`
@@ -30,10 +30,11 @@ import { context, SpanStatusCode, trace, type Context, type Exception } from '@o
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { spoolConfig, type ResolvedConfig } from '../config/resolve';
 import { EXIT_SENDER } from '../paths';
-import { serializeByTrace } from './exporter';
+import type { QueuedSpan } from './exporter';
 import type { Logger } from './log';
 import { exitMessages, spoolMessages } from './messages';
 import { errorText, SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
+import { serializeEncoded, type EncodedSpan } from './span-bytes';
 import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
 
 /** Set on every span the exit ended: it did not end by itself. */
@@ -75,8 +76,9 @@ export class OpenSpans implements SpanProcessor {
 
 /** What each exporter has not delivered yet: queued in its batch processor or in flight. */
 export interface Backlog {
-  otlp: ReadableSpan[];
-  others: Array<{ exporter: SpanExporter; spans: ReadableSpan[] }>;
+  /** Encoded when they ended (src/worker/span-bytes.ts). */
+  otlp: EncodedSpan[];
+  others: Array<{ exporter: { export: SpanExporter['export'] }; spans: QueuedSpan[] }>;
 }
 
 export interface ExitDeliveryOptions {
@@ -247,10 +249,10 @@ function deliverSpansAtExit(
   const { otlp, others } = spans.backlog();
   // The console exporter writes synchronously.
   for (const { exporter, spans } of others) {
-    if (spans.length > 0) exporter.export(spans, () => undefined);
+    if (spans.length > 0) exporter.export(spans as ReadableSpan[], () => undefined);
   }
   if (otlp.length === 0) return;
-  const raw = serializeByTrace(otlp);
+  const raw = serializeEncoded(otlp);
   if (raw === undefined) return;
   const body = config.compression === 'gzip' ? zlib.gzipSync(raw) : raw;
   const encoding = config.compression === 'gzip' ? 'gzip' : 'identity';

@@ -1,4 +1,4 @@
-import { createNoopMeter, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
+import { createNoopMeter, TraceFlags, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions } from '@opentelemetry/otlp-exporter-base/node-http';
@@ -12,6 +12,7 @@ import {
 import type { BatchConfig, ResolvedConfig } from '../config/types';
 import type { ExportStats } from '../types';
 import { readCa } from './otlp-post';
+import { encodeSpan, serializeEncoded, type EncodedSpan } from './span-bytes';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
 import { UPSTREAM_TEXT } from './upstream';
 import { ExportTimeoutError, WireWatch, type Abandonable } from './wire-watch';
@@ -43,7 +44,7 @@ export class RetriesExhaustedError extends Error {
  * EHOSTUNREACH and a request timeout are retried up to 5 times, with backoff 1 s × 1.5ⁿ (±20 %,
  * at most 5 s) or `Retry-After` when given, and never past `timeoutMillis` from the first attempt.
  */
-class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter, Abandonable {
+class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Abandonable {
   private readonly wire: WireWatch;
 
   constructor(private readonly config: ResolvedConfig) {
@@ -65,16 +66,17 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
           compression: config.compression,
           agentFactory: wire.agentFactory(httpAgentFactoryFromOptions(agentOptions)),
         },
-        TraceOrderedSerializer,
+        EncodedSerializer,
         'otlp_http_span_exporter',
-        TraceExporterMetricsHelper,
+        // Upstream's helper, counting encoded spans instead of the SDK's.
+        { ...TraceExporterMetricsHelper, countItems: (spans: EncodedSpan[]) => spans.length },
         undefined,
       ),
     );
     this.wire = wire;
   }
 
-  override export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+  override export(spans: EncodedSpan[], resultCallback: (result: ExportResult) => void): void {
     super.export(spans, (result) =>
       resultCallback(result.error ? { ...result, error: this.explain(result.error) } : result),
     );
@@ -103,62 +105,39 @@ class OtlpProtoExporter extends OTLPExporterBase<ReadableSpan[]> implements Span
   }
 }
 
-/** Spans per part of a serialized batch (about 20 KB, inside gzip's 32 KB window); see {@link serializeByTrace}. */
-const SPANS_PER_PART = 64;
-
-/**
- * Serializes a batch with each trace's spans close together, so that gzip finds a child's trace
- * id a few hundred bytes back instead of sending 16 new bytes. Upstream's serializer groups a
- * whole batch by instrumentation scope, which puts a request's http, express and mysql2 spans
- * 30–70 KB apart, past gzip's 32 KB window. So the batch is cut into parts of whole traces of
- * about {@link SPANS_PER_PART} spans, each serialized by upstream, and the parts are concatenated:
- * concatenated protobuf messages parse as one, with the repeated `resource_spans` appended (the
- * protobuf encoding guide, "Concatenated messages"), so the request holds one ResourceSpans per
- * part. Measured: 39 → 29 wire bytes per span, same CPU, no information lost (BENCHMARKS.md).
- */
-export function serializeByTrace(spans: ReadableSpan[]): Uint8Array | undefined {
-  if (spans.length <= SPANS_PER_PART) return ProtobufTraceSerializer.serializeRequest(spans);
-  const traces = new Map<string, ReadableSpan[]>();
-  for (const span of spans) {
-    const id = span.spanContext().traceId;
-    const list = traces.get(id);
-    if (list) list.push(span);
-    else traces.set(id, [span]);
-  }
-  const parts: Uint8Array[] = [];
-  let part: ReadableSpan[] = [];
-  const flush = () => {
-    const bytes = ProtobufTraceSerializer.serializeRequest(part);
-    if (bytes) parts.push(bytes);
-    part = [];
-  };
-  for (const list of traces.values()) {
-    for (const span of list) part.push(span);
-    if (part.length >= SPANS_PER_PART) flush();
-  }
-  if (part.length > 0) flush();
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-}
-
-const TraceOrderedSerializer: typeof ProtobufTraceSerializer = {
-  serializeRequest: serializeByTrace,
-  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+/** The request body of a batch of spans encoded when they ended (src/worker/span-bytes.ts). */
+const EncodedSerializer = {
+  serializeRequest: (spans: EncodedSpan[]) => serializeEncoded(spans),
+  deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
 };
 
 export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });
 
+/**
+ * What a batch processor holds: the SDK's spans for the console exporter, spans encoded when they
+ * ended for the OTLP one ({@link EncodingBatchProcessor}).
+ */
+export type QueuedSpan = ReadableSpan | EncodedSpan;
+
+/** An exporter as the batch processor calls it, with whichever kind of span it queues. */
+interface QueueExporter {
+  export(spans: QueuedSpan[], resultCallback: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+  forceFlush?(): Promise<void>;
+}
+
 /** Counts what the wrapped exporter delivers and reports each failure. */
-export class CountingExporter implements SpanExporter, Abandonable {
+export class CountingExporter implements QueueExporter, Abandonable {
   /** Batches handed to the exporter and not answered yet: an exit sends them again. */
-  private readonly inFlight = new Set<ReadableSpan[]>();
+  private readonly inFlight = new Set<QueuedSpan[]>();
 
   constructor(
-    private readonly inner: SpanExporter,
+    private readonly inner: SpanExporter | OtlpProtoExporter,
     readonly stats: ExportStats,
     private readonly onFailure: (error: Error | undefined, spans: number) => void,
   ) {}
 
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+  export(spans: QueuedSpan[], resultCallback: (result: ExportResult) => void): void {
     this.stats.exported += spans.length;
     let called = false;
     this.inFlight.add(spans);
@@ -175,7 +154,7 @@ export class CountingExporter implements SpanExporter, Abandonable {
       resultCallback(result);
     };
     try {
-      this.inner.export(spans, done);
+      (this.inner as QueueExporter).export(spans, done);
     } catch (e) {
       done({ code: ExportResultCode.FAILED, error: e instanceof Error ? e : new Error(String(e)) });
     }
@@ -200,7 +179,7 @@ export class CountingExporter implements SpanExporter, Abandonable {
   }
 
   /** The spans of the exports not answered yet. */
-  inFlightSpans(): ReadableSpan[] {
+  inFlightSpans(): QueuedSpan[] {
     return [...this.inFlight].flat();
   }
 }
@@ -209,9 +188,9 @@ export class CountingExporter implements SpanExporter, Abandonable {
  * The spans a batch processor holds and has not exported yet (its private `_finishedSpans`,
  * sdk-trace 3.1 BatchSpanProcessorBase); an exit sends them. Empty if the internals differ.
  */
-export function queuedSpans(processor: BatchSpanProcessor): ReadableSpan[] {
+export function queuedSpans(processor: BatchSpanProcessor): QueuedSpan[] {
   const queue = (processor as unknown as Partial<BatchInternals>)._finishedSpans;
-  return Array.isArray(queue) ? (queue as ReadableSpan[]) : [];
+  return Array.isArray(queue) ? (queue as QueuedSpan[]) : [];
 }
 
 /**
@@ -237,20 +216,44 @@ export function queueDropCounter(stats: ExportStats): MeterProvider {
 }
 
 /**
+ * The SDK's batch processor, queueing each sampled span as its OTLP bytes
+ * (src/worker/span-bytes.ts) instead of the span object, so that what waits for export is a few
+ * hundred bytes outside the V8 heap. The processor reads only `spanContext().traceFlags` and
+ * `resource` of what it queues (sdk-trace 3.1 BatchSpanProcessorBase `onEnd`, `_flushOneBatch`),
+ * which {@link EncodedSpan} answers; listed in upstream.ts.
+ */
+class EncodingBatchProcessor extends BatchSpanProcessor {
+  override onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    let encoded: EncodedSpan;
+    try {
+      encoded = encodeSpan(span);
+    } catch (e) {
+      // Never into the app's span.end(); the span is lost and said so once per cause.
+      globalErrorHandler(e as Error);
+      return;
+    }
+    super.onEnd(encoded as unknown as ReadableSpan);
+  }
+}
+
+/**
  * The SDK's BatchSpanProcessor for `exporter`, with spans it drops on a full queue counted in
- * `stats` through its (experimental) `selfObsMeterProvider` option.
+ * `stats` through its (experimental) `selfObsMeterProvider` option. With `encode`, it queues the
+ * spans' OTLP bytes ({@link EncodingBatchProcessor}): for the OTLP exporter.
  */
 export function countingBatchProcessor(
-  exporter: SpanExporter,
+  exporter: SpanExporter | QueueExporter,
   batch: BatchConfig,
   stats: ExportStats,
+  encode = false,
 ): BatchSpanProcessor {
   const options: BatchSpanProcessorOptions = {
     ...batch,
-    exporter,
+    exporter: exporter as SpanExporter,
     selfObsMeterProvider: queueDropCounter(stats),
   };
-  const processor = new BatchSpanProcessor(options);
+  const processor = encode ? new EncodingBatchProcessor(options) : new BatchSpanProcessor(options);
   oneExportAtATime(processor);
   return processor;
 }
@@ -309,8 +312,8 @@ function oneExportAtATime(processor: BatchSpanProcessor): void {
   };
 }
 
-export function createExporters(config: ResolvedConfig): SpanExporter[] {
-  const out: SpanExporter[] = [];
+export function createExporters(config: ResolvedConfig): Array<SpanExporter | OtlpProtoExporter> {
+  const out: Array<SpanExporter | OtlpProtoExporter> = [];
   for (const name of config.exporters) {
     if (name === 'otlp') out.push(new OtlpProtoExporter(config));
     else if (name === 'console') out.push(new ConsoleSpanExporter());

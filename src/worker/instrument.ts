@@ -34,6 +34,7 @@ import {
 import { useLeanBinding } from './context-binding';
 import { describeExportError } from './diagnose';
 import { CountingExporter, countingBatchProcessor, createExporters, queuedSpans, zeroExportStats } from './exporter';
+import type { EncodedSpan } from './span-bytes';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks, type FlushParts } from './lifecycle';
@@ -402,7 +403,7 @@ function buildProvider(
   const counter = new EndCounter();
   // With no exporter an exit has nothing to deliver, and the set would cost every span a Set entry.
   const open = config.exitDelivery !== 'off' && exporters.length > 0 ? new OpenSpans() : undefined;
-  const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats));
+  const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats, e.isOtlp));
   const provider = new TracerProvider({
     resource,
     sampler: sampler(config),
@@ -418,7 +419,8 @@ function backlog(exporters: CountingExporter[], batchers: BatchSpanProcessor[]) 
     spans: [...e.inFlightSpans(), ...(batchers[i] ? queuedSpans(batchers[i]) : [])],
   }));
   return {
-    otlp: pipelines.filter((p) => p.exporter.isOtlp).flatMap((p) => p.spans),
+    // An OTLP exporter's processor queues encoded spans (exporter.ts EncodingBatchProcessor).
+    otlp: pipelines.filter((p) => p.exporter.isOtlp).flatMap((p) => p.spans as EncodedSpan[]),
     others: pipelines.filter((p) => !p.exporter.isOtlp),
   };
 }

@@ -65,6 +65,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: 'the queued spans an exit that cannot wait sends (exporter.ts queuedSpans, exit.ts); if it moves, an exit sends only the spans in flight and those it ends',
   },
   {
+    name: 'BatchSpanProcessorBase reads only spanContext() and resource of what it queues',
+    ...SDK_TRACE,
+    why: "the OTLP exporter's processor queues spans encoded when they ended (exporter.ts EncodingBatchProcessor, span-bytes.ts EncodedSpan), which answer only those two; if the processor reads more, spans could be dropped or exports fail",
+  },
+  {
     name: 'BatchSpanProcessor selfObsMeterProvider queue_full counter',
     ...SDK_TRACE,
     why: 'the only place a span dropped on a full queue is counted (exporter.ts queueDropCounter); if it moves, stats.queueFull stays 0',
