@@ -2,7 +2,10 @@
 // app allocates survives a scavenge and is promoted to the old generation, how often V8 scavenges
 // and for how long, and how big it lets the new space grow. Read from `node --trace-gc-nvp`.
 //
-//   node bench/gc.mjs [--duration S] [--variant 'name:K=V' ...] untraced forktrace ...
+//   node bench/gc.mjs [--duration S] [--baseline DIR] [--variant 'name:K=V' ...] untraced forktrace ...
+//
+// --baseline DIR: another forktrace build (its dist folder, as `npm run bench -- --baseline-ref` makes
+// one), measured as the configuration forktrace-baseline.
 //
 // V8 grows the new space each time the bytes that survived scavenges since the last growth exceed
 // its capacity, up to the maximum (on Node 24, 2 × 64 MB without pointer compression; Node 22:
@@ -18,9 +21,11 @@ const opt = (name, dflt) => {
   return i >= 0 ? argv.splice(i, 2)[1] : dflt;
 };
 const duration = Number(opt('duration', 4));
+const baseline = opt('baseline', undefined);
 const variants = [];
 for (let v = opt('variant'); v !== undefined; v = opt('variant')) variants.push(v);
 const names = argv.length ? argv : ['untraced', 'forktrace'];
+if (baseline && !names.includes('forktrace-baseline')) names.push('forktrace-baseline');
 const ddWanted = names.includes('ddtrace') || variants.some((v) => /^[^:]*@ddtrace:/.test(v));
 
 /** Totals over the scavenges in `nvp` that ran under load (the ones that saw more than 1 MB allocated). */
@@ -73,7 +78,7 @@ async function one(config, receivers) {
 const otlp = await startReceiverProcess();
 const dd = ddWanted ? await startReceiverProcess({ script: 'dd-agent.mjs' }) : undefined;
 try {
-  const all = allConfigs(otlp.url, { variants, ddAgentUrl: dd?.url });
+  const all = allConfigs(otlp.url, { variants, ddAgentUrl: dd?.url, baseline });
   const wanted = [...names, ...variants.map((v) => v.split(':')[0].split('@')[0])];
   process.stdout.write(
     `Node ${process.version}; 1 s warm-up then ${duration} s on each of /hello and /db, 16 connections; ` +
