@@ -119,22 +119,29 @@ class Writer {
     this.pos += 8;
   }
 
+  /**
+   * A string, ASCII written byte by byte as it is scanned (cheaper for the short keys and values
+   * of a span than a call into Buffer's native writer); at the first other character, UTF-8.
+   */
   string(s: string): void {
     const n = s.length;
-    let ascii = true;
+    const start = this.pos;
+    this.varint(n);
+    this.room(n);
+    const b = this.buf;
+    let p = this.pos;
     for (let i = 0; i < n; i++) {
-      if (s.charCodeAt(i) > 127) {
-        ascii = false;
-        break;
+      const c = s.charCodeAt(i);
+      if (c > 127) {
+        this.pos = start;
+        return this.utf8(s);
       }
+      b[p++] = c;
     }
-    if (ascii) {
-      this.varint(n);
-      this.room(n);
-      this.buf.write(s, this.pos, n, 'latin1');
-      this.pos += n;
-      return;
-    }
+    this.pos = p;
+  }
+
+  private utf8(s: string): void {
     const bytes = Buffer.byteLength(s, 'utf8');
     this.varint(bytes);
     this.room(bytes);
@@ -155,7 +162,7 @@ class Writer {
     this.varint(n);
     this.room(n);
     for (let i = 0; i < n; i++) {
-      this.buf[this.pos++] = (nibble(hex.charCodeAt(2 * i)) << 4) | nibble(hex.charCodeAt(2 * i + 1));
+      this.buf[this.pos++] = (HEX[hex.charCodeAt(2 * i) & 127]! << 4) | HEX[hex.charCodeAt(2 * i + 1) & 127]!;
     }
   }
 
@@ -188,10 +195,11 @@ class Writer {
   }
 }
 
-function nibble(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48; // 0-9
-  if (c >= 97 && c <= 102) return c - 87; // a-f
-  return c - 55; // A-F
+/** The value of each hex digit by its character code; ids are lowercase, upper case is read too. */
+const HEX = new Uint8Array(128);
+for (let i = 0; i < 16; i++) {
+  HEX['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
 }
 
 /** `AnyValue` fields: string 1, bool 2, int 3, double 4, array 5, kvlist 6, bytes 7. */
