@@ -59,6 +59,32 @@ const upstreamUtils = byPath('upstream-utils', (own, file) =>
     .join('\n'),
 );
 
+// @opentelemetry/semantic-conventions: its index defines every stable name (and the deprecated
+// maps), about 200 KB that each start runs to read 34 of them. The bundle gets a module with only
+// the names its other files mention (found by name, as whole words, in their source), with upstream's
+// values. A name that code builds at run time would be missed; none of the bundled code does.
+const SEMCONV = '@opentelemetry/semantic-conventions';
+async function semconvUsed(file, plugins) {
+  const probe = await build({ ...buildOptions(file, plugins), metafile: true, write: false, logLevel: 'silent' });
+  const all = createRequire(entry)(SEMCONV);
+  const words = new Set();
+  for (const input of Object.keys(probe.metafile.inputs)) {
+    if (input.includes(`node_modules/${SEMCONV}/`) || !fs.existsSync(path.join(ROOT, input))) continue;
+    for (const w of fs.readFileSync(path.join(ROOT, input), 'utf8').match(/\b[A-Z][A-Z0-9_]+\b/g) ?? []) words.add(w);
+  }
+  const used = Object.keys(all).filter((name) => words.has(name) && typeof all[name] === 'string').sort();
+  return {
+    name: 'semconv-used',
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^${SEMCONV.replace('/', '\\/')}$`) }, () => ({ path: SEMCONV, namespace: 'semconv-used' }));
+      b.onLoad({ filter: /.*/, namespace: 'semconv-used' }, () => ({
+        resolveDir: ROOT,
+        contents: used.map((name) => `exports.${name} = ${JSON.stringify(all[name])};`).join('\n'),
+      }));
+    },
+  };
+}
+
 // dist/worker/metrics.js (and sdk-metrics, the metrics serializer, the Prometheus endpoint behind
 // it) is loaded only when a metrics exporter is configured: kept out of the bundle, it costs an app
 // without metrics nothing (bundled, 1.4 MB more idle RSS on Node 24), and an app with metrics loads
@@ -103,9 +129,9 @@ function requireBuiltins(text, file) {
   return out;
 }
 
-/** Bundles `file` (a built module) in place, with the plugins given; returns its size in KB. */
-async function bundle(file, plugins, what, noDynamicImport = false) {
-  const result = await build({
+/** esbuild's options for bundling `file` in place. */
+function buildOptions(file, plugins) {
+  return {
     entryPoints: [file],
     absWorkingDir: ROOT,
     bundle: true,
@@ -119,13 +145,19 @@ async function bundle(file, plugins, what, noDynamicImport = false) {
     outfile: file,
     charset: 'ascii',
     logLevel: 'warning',
-  });
+  };
+}
+
+/** Bundles `file` (a built module) in place, with the plugins given; returns its size in KB. */
+async function bundle(file, plugins, what, noDynamicImport = false) {
+  const result = await build(buildOptions(file, plugins));
   const header = [
     '/*',
     ` * ${what}, built by scripts/bundle.mjs from ${path.relative(ROOT, file)}.`,
     ' * It contains code of these packages, under their own licenses (their package.json and',
     ' * LICENSE files are in node_modules, installed with forktrace):',
     ...bundledPackages(result.metafile).map((p) => ` *   ${p}`),
+    ...(plugins.some((p) => p.name === 'semconv-used') ? [` *   ${SEMCONV}@${JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', SEMCONV, 'package.json'), 'utf8')).version} (Apache-2.0): the names used, copied`] : []),
     ` * Loaded from node_modules instead: ${external.join(', ')}.`,
     ' */',
     '',
@@ -143,6 +175,12 @@ async function bundle(file, plugins, what, noDynamicImport = false) {
   console.log(`bundled ${path.relative(ROOT, file)}: ${(text.length / 1024).toFixed(0)} KB`);
 }
 
-await bundle(entry, [traceTransformer, upstreamUtils, metricsOutside], 'forktrace/register: the CommonJS preload', path.basename(entry) === 'preload.js');
+const preloadPlugins = [traceTransformer, upstreamUtils, metricsOutside];
+await bundle(
+  entry,
+  [...preloadPlugins, await semconvUsed(entry, preloadPlugins)],
+  'forktrace/register: the CommonJS preload',
+  path.basename(entry) === 'preload.js',
+);
 // The metrics code, as one file too: an app with metrics on loads it instead of ~70 files.
 await bundle(path.join(path.dirname(entry), 'worker', 'metrics.js'), [], 'forktrace metrics (loaded when on)');
