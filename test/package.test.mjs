@@ -123,3 +123,19 @@ for (const [label, args, service] of [
     await app.kill('SIGINT');
   });
 }
+
+test('the preload holds every semantic-conventions name its code reads, with upstream\'s values, and no other', () => {
+  // scripts/bundle.mjs replaces the package's index (all 664 stable names) with the names the
+  // bundled files mention. A name it missed would be `undefined` where an attribute key belongs.
+  const text = fs.readFileSync(path.join(ROOT, 'dist', 'preload.js'), 'utf8');
+  const start = text.indexOf('"semconv-used:@opentelemetry/semantic-conventions"(exports2) {');
+  assert.ok(start > 0, 'the bundle has no trimmed semantic-conventions module');
+  const module = text.slice(start, text.indexOf('\n  }\n', start));
+  const defined = Object.fromEntries([...module.matchAll(/exports2\.(\w+) = ("[^"]*");/g)].map((m) => [m[1], JSON.parse(m[2])]));
+  const upstream = require('@opentelemetry/semantic-conventions');
+  const rest = text.slice(0, start) + text.slice(start + module.length);
+  const read = new Set([...rest.matchAll(/\b[A-Z][A-Z0-9_]+\b/g)].map((m) => m[0]).filter((w) => typeof upstream[w] === 'string'));
+  assert.ok(read.has('ATTR_HTTP_ROUTE') && read.has('ATTR_DB_QUERY_TEXT'), 'the scan of the bundle found none of the names it uses');
+  assert.deepEqual(Object.keys(defined).sort(), [...read].sort());
+  for (const [name, value] of Object.entries(defined)) assert.equal(value, upstream[name], name);
+});
