@@ -219,7 +219,17 @@ const CHECKS = {
     assert.equal(proto[INCOMING_REQUEST_FUNCTION]?.length, 2, `HttpInstrumentation.prototype.${INCOMING_REQUEST_FUNCTION}(component, original) is gone`);
     const members = ['_startHttpSpan', '_onServerResponseFinish', '_onServerResponseError', '_closeHttpSpan', '_callStartSpanHook', '_callRequestHook', '_callResponseHook'];
     assert.deepEqual(members.filter((m) => typeof proto[m] !== 'function'), [], 'members the handler calls are gone');
-    assert.equal(typeof new HttpInstrumentation({ enabled: false })._headerCapture?.server?.captureRequestHeaders, 'function', '_headerCapture.server is gone');
+    const instance = new HttpInstrumentation({ enabled: false });
+    assert.equal(typeof instance._headerCapture?.server?.captureRequestHeaders, 'function', '_headerCapture.server is gone');
+    // The handler starts the span itself and puts it where _closeHttpSpan looks; upstream's
+    // _startHttpSpan must still be only that (requireParent, startSpan, _spanNotEnded.add).
+    assert.ok(instance._spanNotEnded instanceof WeakSet, '_spanNotEnded is no longer a WeakSet');
+    assert.equal(typeof instance.tracer?.startSpan, 'function', 'the tracer getter is gone');
+    const startHttpSpan = proto._startHttpSpan.toString();
+    for (const step of ['requireParentforIncomingSpans', 'isSpanContextValid', 'isRemote', 'this.tracer.startSpan(name, options, ctx)', 'this._spanNotEnded.add(span)']) {
+      assert.ok(startHttpSpan.includes(step), `_startHttpSpan no longer has \`${step}\`: compare it with http-server.ts startServerSpan`);
+    }
+    assert.ok(startHttpSpan.split('\n').length <= 11, `_startHttpSpan grew to ${startHttpSpan.split('\n').length} lines: compare it with http-server.ts startServerSpan`);
     // The http and https patches reach it through the instance, where http-server.ts puts its own.
     const built = builtFiles('@opentelemetry/instrumentation-http').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
     assert.ok(built.includes(`this.${INCOMING_REQUEST_FUNCTION}(component, original)`), `the server patches no longer call this.${INCOMING_REQUEST_FUNCTION}`);
