@@ -401,7 +401,7 @@ function buildProvider(
   stats: ExportStats,
 ): Pipeline {
   const counter = new EndCounter();
-  // With no exporter an exit has nothing to deliver, and the set would cost every span a Set entry.
+  // With no exporter an exit has nothing to deliver, and the list would cost every span a slot.
   const open = config.exitDelivery !== 'off' && exporters.length > 0 ? new OpenSpans() : undefined;
   const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats, e.isOtlp));
   const provider = new TracerProvider({

@@ -260,6 +260,19 @@ function spanFlags(context: SpanContext, remoteParent: boolean | undefined): num
   return (context.traceFlags & 0xff) | FLAGS_HAS_IS_REMOTE | (remoteParent ? FLAGS_IS_REMOTE : 0);
 }
 
+/** trace_id 1, span_id 2 and trace_state 3: the same fields in a `Span` and a `Span.Link`. */
+function contextFields(w: Writer, c: SpanContext): void {
+  w.tag(1, LEN);
+  w.hexId(c.traceId);
+  w.tag(2, LEN);
+  w.hexId(c.spanId);
+  const state = c.traceState?.serialize();
+  if (state) {
+    w.tag(3, LEN);
+    w.string(state);
+  }
+}
+
 /** `Span.Event` { time 1, name 2, attributes 3, dropped_attributes_count 4 }. */
 function event(w: Writer, e: TimedEvent): void {
   const at = w.open(11);
@@ -277,15 +290,7 @@ function event(w: Writer, e: TimedEvent): void {
 function link(w: Writer, l: Link): void {
   const at = w.open(13);
   const c = l.context;
-  w.tag(1, LEN);
-  w.hexId(c.traceId);
-  w.tag(2, LEN);
-  w.hexId(c.spanId);
-  const state = c.traceState?.serialize();
-  if (state) {
-    w.tag(3, LEN);
-    w.string(state);
-  }
+  contextFields(w, c);
   if (l.attributes) keyValues(w, l.attributes, 4);
   w.tag(5, VARINT);
   w.varint(l.droppedAttributesCount ?? 0);
@@ -301,15 +306,7 @@ function link(w: Writer, l: Link): void {
  */
 function spanFields(w: Writer, span: ReadableSpan): void {
   const ctx = span.spanContext();
-  w.tag(1, LEN);
-  w.hexId(ctx.traceId);
-  w.tag(2, LEN);
-  w.hexId(ctx.spanId);
-  const state = ctx.traceState?.serialize();
-  if (state) {
-    w.tag(3, LEN);
-    w.string(state);
-  }
+  contextFields(w, ctx);
   const parent = span.parentSpanContext;
   if (parent?.spanId) {
     w.tag(4, LEN);
