@@ -133,3 +133,27 @@ test('an encoded span holds only its bytes, resource and scope: the span object 
 test('nothing to send: no body', () => {
   assert.equal(serializeEncoded([]), undefined);
 });
+
+test('a span that cannot be encoded: span.end() does not throw, the span is counted as dropped and the error reported', async () => {
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const { countingBatchProcessor, zeroExportStats } = require('../dist/worker/exporter.js');
+  const { setGlobalErrorHandler, ExportResultCode } = require('@opentelemetry/core');
+  const reported = [];
+  setGlobalErrorHandler((e) => reported.push(String(e)));
+  const exported = [];
+  const exporter = { export: (spans, done) => { exported.push(...spans); done({ code: ExportResultCode.SUCCESS }); }, shutdown: () => Promise.resolve() };
+  const stats = zeroExportStats();
+  const processor = countingBatchProcessor(exporter, { maxExportBatchSize: 10, scheduledDelayMillis: 60_000, maxQueueSize: 100, exportTimeoutMillis: 5_000 }, stats, true);
+  const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('unencodable');
+  const bad = tracer.startSpan('bad');
+  Object.defineProperty(bad, 'name', { get() { throw new Error('this span has no readable name'); } });
+  assert.doesNotThrow(() => bad.end());
+  tracer.startSpan('good').end();
+  await processor.forceFlush();
+  assert.equal(stats.dropped, 1);
+  assert.deepEqual(reported, ['Error: this span has no readable name']);
+  assert.equal(exported.length, 1);
+  const [decoded] = await decodeTraceRequest(Buffer.from(serializeEncoded(exported)), 'application/x-protobuf', '');
+  assert.equal(decoded.name, 'good');
+});

@@ -223,13 +223,21 @@ export function queueDropCounter(stats: ExportStats): MeterProvider {
  * which {@link EncodedSpan} answers; listed in upstream.ts.
  */
 class EncodingBatchProcessor extends BatchSpanProcessor {
+  constructor(
+    options: BatchSpanProcessorOptions,
+    private readonly stats: ExportStats,
+  ) {
+    super(options);
+  }
+
   override onEnd(span: ReadableSpan): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
     let encoded: EncodedSpan;
     try {
       encoded = encodeSpan(span);
     } catch (e) {
-      // Never into the app's span.end(); the span is lost and said so once per cause.
+      // Never into the app's span.end(): the span is counted as dropped, and the error reported.
+      this.stats.dropped++;
       globalErrorHandler(e as Error);
       return;
     }
@@ -253,7 +261,7 @@ export function countingBatchProcessor(
     exporter: exporter as SpanExporter,
     selfObsMeterProvider: queueDropCounter(stats),
   };
-  const processor = encode ? new EncodingBatchProcessor(options) : new BatchSpanProcessor(options);
+  const processor = encode ? new EncodingBatchProcessor(options, stats) : new BatchSpanProcessor(options);
   oneExportAtATime(processor);
   return processor;
 }
