@@ -161,7 +161,7 @@ function incomingRequest(
   const method = request.method || 'GET';
   const parent = propagation.extract(ROOT_CONTEXT, request.headers);
   const startTime = hrTime();
-  const span = startServerSpan(self, method, parent);
+  const span = startServerSpan(self, config, method, parent);
   const recording = span.isRecording();
   // Only a span that `_closeHttpSpan` will close goes in its WeakSet: adding the others cost about
   // 2 % of busy time at 1 % sampled, and each entry is work for the GC until the span is freed.
@@ -225,8 +225,13 @@ function incomingRequest(
  * upstream's `_startHttpSpan` for a server span (`requireParentforIncomingSpans` included),
  * without adding the span to `_spanNotEnded`: the caller does, for a span that will be closed.
  */
-function startServerSpan(self: Instrumentation, method: string, parent: Context): Span {
-  if (self.getConfig().requireParentforIncomingSpans === true) {
+function startServerSpan(
+  self: Instrumentation,
+  config: HttpInstrumentationConfig,
+  method: string,
+  parent: Context,
+): Span {
+  if (config.requireParentforIncomingSpans === true) {
     const current = trace.getSpan(parent);
     if (!current || !trace.isSpanContextValid(current.spanContext()))
       return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);

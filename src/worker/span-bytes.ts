@@ -452,7 +452,49 @@ function varintSize(v: number): number {
 /** A field's size with its one-byte tag and its length. */
 const field = (length: number) => 1 + varintSize(length) + length;
 
-type Part = Map<Resource, Map<InstrumentationScope, EncodedSpan[]>>;
+/** One `ScopeSpans` of a request: its scope, its spans, and its size without its tag and length. */
+interface ScopeGroup {
+  scope: InstrumentationScope;
+  bytes: Buffer;
+  spans: EncodedSpan[];
+  size: number;
+}
+/** One `ResourceSpans` of a request. */
+interface ResourceGroup {
+  resource: Resource;
+  bytes: Buffer;
+  scopes: ScopeGroup[];
+  size: number;
+}
+
+/** Groups `spans` (one part) by resource, then scope, in the order each first appears. */
+function group(spans: readonly EncodedSpan[]): ResourceGroup[] {
+  const byResource = new Map<Resource, Map<InstrumentationScope, EncodedSpan[]>>();
+  for (const span of spans) {
+    let scopes = byResource.get(span.resource);
+    if (scopes === undefined) byResource.set(span.resource, (scopes = new Map()));
+    const list = scopes.get(span.scope);
+    if (list === undefined) scopes.set(span.scope, [span]);
+    else list.push(span);
+  }
+  const out: ResourceGroup[] = [];
+  for (const [resource, byScope] of byResource) {
+    const bytes = cachedResource(resource);
+    const scopes: ScopeGroup[] = [];
+    let size = field(bytes.length);
+    for (const [scope, list] of byScope) {
+      const encodedScope = cachedScope(scope);
+      let scopeSize = field(encodedScope.length);
+      for (const s of list) scopeSize += field(s.bytes.length);
+      if (scope.schemaUrl) scopeSize += field(Buffer.byteLength(scope.schemaUrl));
+      scopes.push({ scope, bytes: encodedScope, spans: list, size: scopeSize });
+      size += field(scopeSize);
+    }
+    if (resource.schemaUrl) size += field(Buffer.byteLength(resource.schemaUrl));
+    out.push({ resource, bytes, scopes, size });
+  }
+  return out;
+}
 
 /**
  * An `ExportTraceServiceRequest` of `spans`, in the order they ended, cut into parts of
@@ -465,33 +507,11 @@ type Part = Map<Resource, Map<InstrumentationScope, EncodedSpan[]>>;
  */
 export function serializeEncoded(spans: readonly EncodedSpan[]): Uint8Array | undefined {
   if (spans.length === 0) return undefined;
-  const parts: Part[] = [];
-  for (let i = 0; i < spans.length; i += SPANS_PER_PART) {
-    const part: Part = new Map();
-    for (const span of spans.slice(i, i + SPANS_PER_PART)) {
-      let scopes = part.get(span.resource);
-      if (scopes === undefined) part.set(span.resource, (scopes = new Map()));
-      const list = scopes.get(span.scope);
-      if (list === undefined) scopes.set(span.scope, [span]);
-      else list.push(span);
-    }
-    parts.push(part);
-  }
   // Sizes first, so that the request is written once into a buffer of its exact size.
-  const scopeSpansSize = (scope: InstrumentationScope, list: EncodedSpan[]) => {
-    let size = field(cachedScope(scope).length);
-    for (const s of list) size += field(s.bytes.length);
-    if (scope.schemaUrl) size += field(Buffer.byteLength(scope.schemaUrl));
-    return size;
-  };
-  const resourceSpansSize = (resource: Resource, scopes: Map<InstrumentationScope, EncodedSpan[]>) => {
-    let size = field(cachedResource(resource).length);
-    for (const [scope, list] of scopes) size += field(scopeSpansSize(scope, list));
-    if (resource.schemaUrl) size += field(Buffer.byteLength(resource.schemaUrl));
-    return size;
-  };
+  const groups: ResourceGroup[] = [];
+  for (let i = 0; i < spans.length; i += SPANS_PER_PART) groups.push(...group(spans.slice(i, i + SPANS_PER_PART)));
   let total = 0;
-  for (const part of parts) for (const [resource, scopes] of part) total += field(resourceSpansSize(resource, scopes));
+  for (const g of groups) total += field(g.size);
 
   const w = new Writer(total);
   const len = (field: number, length: number) => {
@@ -502,32 +522,28 @@ export function serializeEncoded(spans: readonly EncodedSpan[]): Uint8Array | un
     bytes.copy(w.buf, w.pos);
     w.pos += bytes.length;
   };
-  for (const part of parts) {
-    for (const [resource, scopes] of part) {
-      // ResourceSpans { resource 1, scope_spans 2, schema_url 3 }
-      len(1, resourceSpansSize(resource, scopes));
-      const res = cachedResource(resource);
-      len(1, res.length);
-      raw(res);
-      for (const [scope, list] of scopes) {
-        // ScopeSpans { scope 1, spans 2, schema_url 3 }
-        len(2, scopeSpansSize(scope, list));
-        const sc = cachedScope(scope);
-        len(1, sc.length);
-        raw(sc);
-        for (const s of list) {
-          len(2, s.bytes.length);
-          raw(s.bytes);
-        }
-        if (scope.schemaUrl) {
-          w.tag(3, LEN);
-          w.string(scope.schemaUrl);
-        }
+  for (const { resource, bytes, scopes, size } of groups) {
+    // ResourceSpans { resource 1, scope_spans 2, schema_url 3 }
+    len(1, size);
+    len(1, bytes.length);
+    raw(bytes);
+    for (const { scope, bytes: sc, spans: list, size: scopeSize } of scopes) {
+      // ScopeSpans { scope 1, spans 2, schema_url 3 }
+      len(2, scopeSize);
+      len(1, sc.length);
+      raw(sc);
+      for (const s of list) {
+        len(2, s.bytes.length);
+        raw(s.bytes);
       }
-      if (resource.schemaUrl) {
+      if (scope.schemaUrl) {
         w.tag(3, LEN);
-        w.string(resource.schemaUrl);
+        w.string(scope.schemaUrl);
       }
+    }
+    if (resource.schemaUrl) {
+      w.tag(3, LEN);
+      w.string(resource.schemaUrl);
     }
   }
   return w.buf.subarray(0, w.pos);
