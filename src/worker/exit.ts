@@ -171,8 +171,18 @@ export interface ExitDeliveryOptions {
   stopStartedAt(): number | undefined;
 }
 
-/** Installs the exit delivery; returns a function that removes it. */
-export function installExitDelivery(o: ExitDeliveryOptions): () => void {
+export interface ExitDelivery {
+  /** Removes the exit's hooks. */
+  uninstall(): void;
+  /**
+   * Delivers now, synchronously, what an exit would: for an end that is not an exit (a re-raised
+   * signal). Each span is handed over once, however often this and the exit run; metrics once.
+   */
+  deliverNow(): void;
+}
+
+/** Installs the exit delivery. */
+export function installExitDelivery(o: ExitDeliveryOptions): ExitDelivery {
   // The failing trace is marked at once: the exit that follows ends its spans, and an app whose
   // own uncaughtException listener survives the error keeps a trace that says what happened.
   const onCrash = (error: unknown) => {
@@ -183,26 +193,38 @@ export function installExitDelivery(o: ExitDeliveryOptions): () => void {
       // never in the way of Node's own handling
     }
   };
-  let done = false;
+  const handedOver: HandedOver = { spans: new WeakSet(), metrics: false };
   const onExit = () => {
-    if (done) return;
-    done = true;
     try {
-      deliverAtExit(o);
+      deliverAtExit(o, handedOver);
     } catch {
       // An exit listener that throws changes the exit code and the error output.
     }
   };
   process.on('exit', onExit);
-  if (o.spans === undefined) return () => process.removeListener('exit', onExit);
+  if (o.spans === undefined) return { uninstall: () => process.removeListener('exit', onExit), deliverNow: onExit };
   const { open } = o.spans;
   process.on('uncaughtExceptionMonitor', onCrash);
   const uninstallRejections = followRejectionListeners(open);
-  return () => {
+  const uninstall = () => {
     process.removeListener('uncaughtExceptionMonitor', onCrash);
     process.removeListener('exit', onExit);
     uninstallRejections();
   };
+  return { uninstall, deliverNow: onExit };
+}
+
+/** What a delivery at exit has handed over already: the queue still holds those spans. */
+interface HandedOver {
+  spans: WeakSet<object>;
+  metrics: boolean;
+}
+
+/** The items of `list` not handed over yet, now marked as handed over. */
+function notYetHandedOver<T extends object>(list: T[], handedOver: HandedOver): T[] {
+  const fresh = list.filter((x) => !handedOver.spans.has(x));
+  for (const x of fresh) handedOver.spans.add(x);
+  return fresh;
 }
 
 /**
@@ -258,10 +280,13 @@ function endOpenSpans(open: OpenSpans): void {
   }
 }
 
-function deliverAtExit(o: ExitDeliveryOptions): void {
+function deliverAtExit(o: ExitDeliveryOptions, handedOver: HandedOver): void {
   const started = Date.now();
-  if (o.spans) deliverSpansAtExit(o, o.spans, started);
-  if (o.config.exitDelivery === 'send') deliverMetricsAtExit(o, started);
+  if (o.spans) deliverSpansAtExit(o, o.spans, started, handedOver);
+  if (o.config.exitDelivery === 'send' && !handedOver.metrics) {
+    handedOver.metrics = true;
+    deliverMetricsAtExit(o, started);
+  }
 }
 
 /** What is left of the stop deadline, counted from the stop if one began, less the spool's reserve. */
@@ -293,13 +318,16 @@ function deliverSpansAtExit(
   o: ExitDeliveryOptions,
   spans: NonNullable<ExitDeliveryOptions['spans']>,
   started: number,
+  handedOver: HandedOver,
 ): void {
   const { config, logger } = o;
   endOpenSpans(spans.open);
-  const { otlp, others } = spans.backlog();
+  const backlog = spans.backlog();
+  const otlp = notYetHandedOver(backlog.otlp, handedOver);
   // The console exporter writes synchronously.
-  for (const { exporter, spans } of others) {
-    if (spans.length > 0) exporter.export(spans as ReadableSpan[], () => undefined);
+  for (const { exporter, spans } of backlog.others) {
+    const fresh = notYetHandedOver(spans, handedOver);
+    if (fresh.length > 0) exporter.export(fresh as ReadableSpan[], () => undefined);
   }
   if (otlp.length === 0) return;
   const raw = serializeEncoded(otlp);

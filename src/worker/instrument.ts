@@ -228,7 +228,7 @@ function start(
     if (stopped) return;
     stopped = true;
     uninstallHooks();
-    uninstallExit();
+    exit?.uninstall();
     unregister();
     await Promise.all([provider.shutdown().catch(() => undefined), metrics?.shutdown()]);
     drops.stop();
@@ -238,9 +238,25 @@ function start(
     api.propagation.disable();
   };
   let stopStartedAt: number | undefined;
+  // Spans when an exporter takes them; OTLP metrics on their own too (a metrics-only app), in
+  // `send` mode: they are never spooled.
+  const otlpMetrics = metrics && config.metrics.exporters.includes('otlp') ? metrics : undefined;
+  const exit =
+    pipeline.open || (otlpMetrics && config.exitDelivery === 'send')
+      ? installExitDelivery({
+          config,
+          ...(pipeline.open
+            ? { spans: { open: pipeline.open, backlog: () => backlog(exporters, pipeline.batchers) } }
+            : {}),
+          logger,
+          ...(otlpMetrics ? { metrics: () => metricsAtExit(otlpMetrics, config) } : {}),
+          stopStartedAt: () => stopStartedAt,
+        })
+      : undefined;
   const uninstallHooks = installStopHooks({
     flush: forceFlush,
-    shutdown,
+    report: () => drops.stop(),
+    deliverNow: () => exit?.deliverNow(),
     pending: () => statsNow().pending,
     abandon: () => {
       exporters.forEach((e) => e.abandonInFlight());
@@ -254,21 +270,6 @@ function start(
     clusterWorker,
     onStopStarted: (at) => (stopStartedAt ??= at),
   });
-  // Spans when an exporter takes them; OTLP metrics on their own too (a metrics-only app), in
-  // `send` mode: they are never spooled.
-  const otlpMetrics = metrics && config.metrics.exporters.includes('otlp') ? metrics : undefined;
-  const uninstallExit =
-    pipeline.open || (otlpMetrics && config.exitDelivery === 'send')
-      ? installExitDelivery({
-          config,
-          ...(pipeline.open
-            ? { spans: { open: pipeline.open, backlog: () => backlog(exporters, pipeline.batchers) } }
-            : {}),
-          logger,
-          ...(otlpMetrics ? { metrics: () => metricsAtExit(otlpMetrics, config) } : {}),
-          stopStartedAt: () => stopStartedAt,
-        })
-      : () => undefined;
   if (config.spoolDir !== undefined && config.exporters.includes('otlp')) void deliverSpoolAtStart(config, logger);
 
   // A node:cluster primary usually only forks and supervises; its workers inherit --require and

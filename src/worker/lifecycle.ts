@@ -10,8 +10,13 @@ export interface FlushParts {
 export interface StopHooksOptions {
   /** Deliver queued spans and recorded metrics (both when `parts` is not given); resolves when done (or failed). */
   flush(parts?: FlushParts): Promise<void>;
-  /** Flush and release the exporter; used when the process is about to end. */
-  shutdown(): Promise<void>;
+  /** Says the stop's totals (the drop summary); called once the final flush is done. */
+  report(): void;
+  /**
+   * Hands over, synchronously, what is still queued or open, as an exit does (exit.ts): the last
+   * step before a re-raised signal ends the process, so that no request can end in between.
+   */
+  deliverNow(): void;
   /** Spans ended but not yet handed to a finished export. */
   pending(): number;
   /** Ends exports still in flight once the deadline has passed, so they do not hold the process. */
@@ -55,16 +60,17 @@ const OUTPUT_WAIT_MS = 200;
  */
 export function installStopHooks(o: StopHooksOptions): () => void {
   const stderrWrite = process.stderr.write;
-  let flushing: Promise<void> | undefined;
+  let flushing: Promise<boolean> | undefined;
   // FORKTRACE_SHUTDOWN_TIMEOUT_MS=0 turns the stop flush off: a stop is exactly what it would be
   // without forktrace, queued spans included.
   const off = o.timeoutMillis === 0;
-  const flushWithDeadline = (why: string, final: boolean, parts?: FlushParts): Promise<void> => {
-    if (off) return Promise.resolve();
+  /** Resolves whether the flush finished within the deadline. */
+  const flushWithDeadline = (why: string, final: boolean, parts?: FlushParts): Promise<boolean> => {
+    if (off) return Promise.resolve(true);
     if (flushing) return flushing;
     const started = Date.now();
     o.onStopStarted?.(started);
-    const work = (final ? drainThenShutdown() : o.flush(parts)).catch(() => undefined);
+    const work = (final ? drain() : o.flush(parts)).catch(() => undefined);
     // Not unref'd on purpose: after beforeExit, or once the app's own stop handler has closed
     // everything, this timer is what lets the flush finish, and only until the deadline.
     let deadline: NodeJS.Timeout | undefined;
@@ -79,20 +85,24 @@ export function installStopHooks(o: StopHooksOptions): () => void {
       // Past the deadline an export still in flight (a blackholed endpoint) would hold the
       // process open until its own timeout, after the app's stop handler is done.
       if (!inTime) o.abandon();
+      return inTime;
     });
     return flushing;
   };
 
-  // The worker keeps serving until it exits: requests in flight at the signal end while the
-  // flush runs, and a shutdown at the signal would drop their spans. Flush again while spans keep
-  // ending (a few rounds, all within the deadline above), then shut down.
-  const drainThenShutdown = async () => {
+  // The worker keeps serving until the signal ends it (the cluster primary, and pm2, still send it
+  // connections): requests in flight at the signal end while the flush runs. Flush again while
+  // spans keep ending (a few rounds, all within the deadline above); what ends after the last round
+  // is handed over synchronously just before the re-raise (reraiseAfterOutput). Nothing is shut
+  // down: the process ends by the signal, and a shutdown here would drop the spans of requests
+  // that end after it (1 in about 8 demo runs lost a request's spans during `pm2 reload` so).
+  const drain = async () => {
     for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
       const before = o.ended();
       await o.flush();
       if (o.ended() === before) break;
     }
-    await o.shutdown();
+    o.report();
   };
 
   const signalled = new Set<string>();
@@ -108,14 +118,14 @@ export function installStopHooks(o: StopHooksOptions): () => void {
   // flush (the stop-deadline warning, the drop summary) died with the process and never reached
   // `pm2 logs`. The callback of an empty write comes once every earlier line is written; pm2's
   // `pm2 logs` skips the empty line. Plain stderr (file, pipe, TTY) is synchronous on POSIX.
-  const reraiseAfterOutput = (signal: NodeJS.Signals) => {
-    if (process.stderr.write === stderrWrite) return reraise(signal);
+  const afterOutput = (then: () => void) => {
+    if (process.stderr.write === stderrWrite) return then();
     let done = false;
     const go = () => {
       if (done) return;
       done = true;
       clearTimeout(cap);
-      reraise(signal);
+      then();
     };
     const cap = setTimeout(go, OUTPUT_WAIT_MS);
     try {
@@ -124,6 +134,21 @@ export function installStopHooks(o: StopHooksOptions): () => void {
       go();
     }
   };
+  // From the hand-over to the re-raise the code is synchronous, so no request ends in between. A
+  // hand-over prints only when it fails (spooled, lost); under pm2 its lines get one more wait, and
+  // what ended during that wait is handed over too (lines of a second failure may not reach pm2).
+  const reraiseAfterOutput = (signal: NodeJS.Signals, inTime: boolean) =>
+    afterOutput(() => {
+      // Past the deadline the warning has said what was not delivered; pm2's SIGKILL is near.
+      if (!inTime) return reraise(signal);
+      const printed = o.logger.printed;
+      o.deliverNow();
+      if (o.logger.printed === printed) return reraise(signal);
+      afterOutput(() => {
+        o.deliverNow();
+        reraise(signal);
+      });
+    });
   const onSignal = (signal: NodeJS.Signals) => {
     const onlyUs = others(signal) === 0;
     if (signalled.has(signal)) {
@@ -131,9 +156,9 @@ export function installStopHooks(o: StopHooksOptions): () => void {
       return;
     }
     signalled.add(signal);
-    void flushWithDeadline(signal, onlyUs).then(() => {
+    void flushWithDeadline(signal, onlyUs).then((inTime) => {
       // Re-check: the app may have added a listener while we flushed.
-      if (onlyUs && others(signal) === 0) reraiseAfterOutput(signal);
+      if (onlyUs && others(signal) === 0) reraiseAfterOutput(signal, inTime);
     });
   };
   if (!off) for (const [s, l] of ours) process.on(s, l);

@@ -100,6 +100,7 @@ function stringifyWhole(arg: unknown): string {
  */
 export class Logger implements DiagLogger {
   private readonly lastPrinted = new Map<string, number>();
+  private lines = 0;
 
   constructor(
     private readonly redactor: Redactor,
@@ -110,11 +111,17 @@ export class Logger implements DiagLogger {
 
   private print(level: DiagLogLevel, prefix: string, args: unknown[]): void {
     if (level > this.level) return;
+    this.lines++;
     try {
       this.write(this.redactor.scrub(`forktrace: ${prefix}${args.map(stringify).join(' ')}`));
     } catch {
       // stderr may be closed (a detached daemon); tracing must not fail because of it.
     }
+  }
+
+  /** Lines printed so far (or attempted, when stderr is closed). */
+  get printed(): number {
+    return this.lines;
   }
 
   error(message: string, ...args: unknown[]): void {
