@@ -250,6 +250,22 @@ const CHECKS = {
     assert.ok(built.includes('this._bindFunction(context, target)'), 'bind() no longer calls this._bindFunction');
     assert.equal(useLeanBinding(manager), true);
   },
+  'instrumentation RequireInTheMiddleSingleton file, _instance and register()': () => {
+    const { requireSingleton, UTILS_FILES } = require('../dist/worker/upstream-utils.js');
+    assert.ok(requireSingleton, `dist/${UTILS_FILES.requireSingleton.file} is gone from @opentelemetry/instrumentation`);
+    const Singleton = requireSingleton.RequireInTheMiddleSingleton;
+    assert.equal(typeof Singleton?.getInstance, 'function', 'RequireInTheMiddleSingleton.getInstance is gone');
+    assert.ok('_instance' in Singleton, 'the static _instance field is gone');
+    assert.equal(typeof Singleton.prototype.register, 'function', 'register(moduleName, onRequire) is gone');
+    assert.equal(Singleton.prototype.register.length, 2, 'register no longer takes (moduleName, onRequire)');
+    // getInstance must hand back what is in _instance (module-hook.ts puts its own there), and each
+    // instrumentation must register through the instance it got.
+    const singletonText = Singleton.getInstance.toString();
+    assert.match(singletonText, /this\._instance \?\?/, 'getInstance no longer returns _instance when set');
+    const built = builtFiles('@opentelemetry/instrumentation').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes('RequireInTheMiddleSingleton.getInstance()'), 'InstrumentationBase no longer takes the singleton from getInstance()');
+    assert.ok(built.includes('this._requireInTheMiddleSingleton.register(module.name, onRequire)'), 'enable() no longer registers with the singleton');
+  },
   'instrumentation-mysql2 _patchQuery': () => {
     const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
     assert.equal(MySQL2Instrumentation.prototype._patchQuery?.length, 2, 'MySQL2Instrumentation.prototype._patchQuery(format, isPrepared) is gone');

@@ -4,6 +4,7 @@ import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { ResolvedConfig } from '../config/types';
+import { replaceSingleton, type SingletonClass } from './module-hook';
 import { notRecording } from './not-recording';
 import { redactUrlAttributes } from './redact-url';
 import type { ExpressUtils } from './express-layer';
@@ -91,6 +92,8 @@ function skipQueriesNotRecorded(instrumentation: Instrumentation): void {
  * only modules loaded after this call are traced.
  */
 export function createInstrumentations(config: ResolvedConfig): Instrumentation[] {
+  // Before the first instrumentation exists: it makes upstream's require hook (module-hook.ts).
+  const hook = replaceSingleton(upstreamUtils().requireSingleton?.RequireInTheMiddleSingleton as SingletonClass);
   const out: Instrumentation[] = [];
   // Whether a request that is not sampled is still measured (instrumentation-http's metric).
   let measured = false;
@@ -173,5 +176,6 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
       new Mysql2PoolContextInstrumentation(),
     );
   }
+  hook?.start();
   return out;
 }

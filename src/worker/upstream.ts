@@ -184,6 +184,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "instrumentations.ts wraps the private _patchQuery(format, isPrepared) (which the module patch calls as `this._patchQuery(format, …)` for query and execute) so that a query inside a request that is not sampled runs the original; if it is gone, upstream's patch runs for every query, as before",
   },
   {
+    name: 'instrumentation RequireInTheMiddleSingleton file, _instance and register()',
+    ...INSTRUMENTATION,
+    why: "module-hook.ts sets the private static _instance of RequireInTheMiddleSingleton (dist/platform/node/RequireInTheMiddleSingleton.cjs, required by path through upstream-utils.ts) before forktrace creates its instrumentations, so that they register (`register(moduleName, onRequire)`, called by InstrumentationBase.enable through its `_requireInTheMiddleSingleton` field) with one hook limited to their modules. If the file, the field or getInstance moves, upstream's singleton stays: the same patches, with the start paying for a resolution of every file the app loads",
+  },
+  {
     name: 'express application.handle(req, res, done)',
     package: 'express',
     checked: '4.22.3 and 5.3.0',
