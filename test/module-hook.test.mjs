@@ -122,3 +122,31 @@ test('under the preload, a package no instrumentation patches is resolved as oft
   assert.equal(plain, 4, 'plain, a.js, b.js, dep');
   assert.equal(traced, plain);
 });
+
+test("under the preload, a hooked package's package.json is read once more than without forktrace, not once per file", () => {
+  // Upstream reads a hooked package's package.json for its version on each file it is handed
+  // (mysql2: about 100 files, twice as two instrumentations hook it). Node reads package.json
+  // files through a reader of its own, and mysql2 requires its own once.
+  const script = `
+    const fs = require('node:fs');
+    const original = fs.readFileSync;
+    let reads = 0;
+    fs.readFileSync = function (file) {
+      if (typeof file === 'string' && /[\\\\/]mysql2[\\\\/]package\\.json$/.test(file)) reads++;
+      return original.apply(this, arguments);
+    };
+    require('mysql2');
+    process.stdout.write(JSON.stringify({ reads }));
+  `;
+  const run = (args) => {
+    const r = spawnSync(process.execPath, [...args, '-e', script], {
+      cwd: path.join(path.dirname(REGISTER_CJS), '..'),
+      env: cleanEnv({ OTEL_SERVICE_NAME: 'module-hook', OTEL_TRACES_EXPORTER: 'none' }),
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout).reads;
+  };
+  const plain = run([]);
+  assert.equal(run(['--require', REGISTER_CJS]), plain + 1);
+});

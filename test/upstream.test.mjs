@@ -266,6 +266,16 @@ const CHECKS = {
     assert.ok(built.includes('RequireInTheMiddleSingleton.getInstance()'), 'InstrumentationBase no longer takes the singleton from getInstance()');
     assert.ok(built.includes('this._requireInTheMiddleSingleton.register(module.name, onRequire)'), 'enable() no longer registers with the singleton');
   },
+  'instrumentation InstrumentationBase._extractPackageVersion(baseDir)': () => {
+    const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
+    const instance = new MySQL2Instrumentation({ enabled: false });
+    assert.equal(typeof instance._extractPackageVersion, 'function', 'InstrumentationBase._extractPackageVersion is gone');
+    assert.equal(instance._extractPackageVersion.length, 1, '_extractPackageVersion no longer takes (baseDir)');
+    const mysql2Dir = path.dirname(require.resolve('mysql2/package.json'));
+    assert.equal(instance._extractPackageVersion(mysql2Dir), require('mysql2/package.json').version);
+    const built = builtFiles('@opentelemetry/instrumentation').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes('this._extractPackageVersion(baseDir)'), '_onRequire no longer calls this._extractPackageVersion');
+  },
   'instrumentation-mysql2 _patchQuery': () => {
     const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
     assert.equal(MySQL2Instrumentation.prototype._patchQuery?.length, 2, 'MySQL2Instrumentation.prototype._patchQuery(format, isPrepared) is gone');

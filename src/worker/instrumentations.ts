@@ -4,7 +4,7 @@ import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { ResolvedConfig } from '../config/types';
-import { replaceSingleton, type SingletonClass } from './module-hook';
+import { replaceSingleton, shareVersionLookups, type SingletonClass } from './module-hook';
 import { notRecording } from './not-recording';
 import { redactUrlAttributes } from './redact-url';
 import type { ExpressUtils } from './express-layer';
@@ -176,6 +176,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
       new Mysql2PoolContextInstrumentation(),
     );
   }
+  shareVersionLookups(out);
   hook?.start();
   return out;
 }

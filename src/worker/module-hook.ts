@@ -112,6 +112,29 @@ export class NamedModulesHook {
   }
 }
 
+/** An instrumentation, as far as {@link shareVersionLookups} reads it. */
+interface ReadsVersions {
+  _extractPackageVersion?: (baseDir: string) => string | undefined;
+}
+
+/**
+ * Upstream reads and parses a package's package.json for every file of the package it is handed
+ * (instrumentation-mysql2: about 100 files of mysql2, each read again), to check the version
+ * against the supported ranges. The version of a folder does not change while the process runs:
+ * the instrumentations read each folder's once, and share it.
+ */
+export function shareVersionLookups(instrumentations: readonly object[]): void {
+  const versions = new Map<string, string | undefined>();
+  for (const instrumentation of instrumentations as ReadsVersions[]) {
+    const own = instrumentation._extractPackageVersion;
+    if (typeof own !== 'function') continue;
+    instrumentation._extractPackageVersion = (baseDir: string) => {
+      if (!versions.has(baseDir)) versions.set(baseDir, own.call(instrumentation, baseDir));
+      return versions.get(baseDir);
+    };
+  }
+}
+
 /**
  * Puts a {@link NamedModulesHook} in place of upstream's singleton, unless one was already made
  * (an instrumentation of forktrace's copy created earlier) or the class is not what forktrace

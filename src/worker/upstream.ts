@@ -189,6 +189,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "module-hook.ts sets the private static _instance of RequireInTheMiddleSingleton (dist/platform/node/RequireInTheMiddleSingleton.cjs, required by path through upstream-utils.ts) before forktrace creates its instrumentations, so that they register (`register(moduleName, onRequire)`, called by InstrumentationBase.enable through its `_requireInTheMiddleSingleton` field) with one hook limited to their modules. If the file, the field or getInstance moves, upstream's singleton stays: the same patches, with the start paying for a resolution of every file the app loads",
   },
   {
+    name: 'instrumentation InstrumentationBase._extractPackageVersion(baseDir)',
+    ...INSTRUMENTATION,
+    why: "module-hook.ts shareVersionLookups wraps this private method (which _onRequire calls as `this._extractPackageVersion(baseDir)` for every file of a hooked package) on each of forktrace's instrumentations so that each folder's package.json is read once; if it is renamed, the wrapper is never called and each file reads it again, as upstream does",
+  },
+  {
     name: 'express application.handle(req, res, done)',
     package: 'express',
     checked: '4.22.3 and 5.3.0',
