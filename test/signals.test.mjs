@@ -79,13 +79,14 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   });
 }
 
-test(
-  'no handler of the app\'s, SIGINT while requests keep coming: every request the app answered has its span at the receiver',
+for (const [delay, why] of [['60000', 'spans queued until the stop'], ['50', 'the batch timer exporting throughout']]) test(
+  `no handler of the app's, SIGINT while requests keep coming (${why}): every request the app answered has its span at the receiver, once`,
   // The worker serves until the re-raised signal ends it (the cluster primary or pm2 keeps sending
   // it connections), so requests end during the stop. Spans that ended after the last flush used to
   // be dropped by the provider's shutdown, which ran before the re-raise: 1 request in about 8 `npm
   // run demo` runs had its answer but no span. A slow endpoint (each export answered after 100 ms)
-  // makes every flush long enough for requests to end during it.
+  // makes every flush long enough for requests to end during it. With the timer exporting, an
+  // export it started could still be waiting for its answer when the hand-over sent it again.
   async (t) => {
     const slow = await startFaultReceiver();
     slow.setMode({ kind: 'slow', ms: 100 });
@@ -96,7 +97,7 @@ test(
     `;
     try {
       const app = spawnNode(['--require', REGISTER_CJS, '-e', script], {
-        env: { OTEL_SERVICE_NAME: 'busy-stop', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: slow.url(), OTEL_BSP_SCHEDULE_DELAY: '60000', FORKTRACE_SHUTDOWN_TIMEOUT_MS: '3000' },
+        env: { OTEL_SERVICE_NAME: 'busy-stop', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: slow.url(), OTEL_BSP_SCHEDULE_DELAY: delay, FORKTRACE_SHUTDOWN_TIMEOUT_MS: '3000' },
       });
       const { listening: port } = await app.ready;
       let exited = false;
@@ -125,6 +126,10 @@ test(
           .filter((s) => s.kind === SERVER && s.resource['service.name'] === 'busy-stop')
           .map((s) => Number(/seq=(\d+)/.exec(String(s.attributes['url.query']))?.[1])),
       );
+      const servers = slow.inner.spans.filter((s) => s.kind === SERVER && s.resource['service.name'] === 'busy-stop');
+      assert.equal(servers.length, got.size, 'no span received twice');
+      const twice = slow.exports().filter((g) => g.length > 1);
+      assert.equal(twice.length, 0, `${twice.length} export(s) posted twice: an export still waiting for its answer was handed over again`);
       const missing = answered.filter((n) => !got.has(n));
       assert.equal(missing.length, 0, `${missing.length} of ${answered.length} answered requests have no server span at the receiver (seq ${missing.slice(0, 10).join(', ')}…); ${slow.inner.spans.length} spans received`);
       assert.doesNotMatch(app.stderr, /warning/, 'nothing to warn about');

@@ -130,6 +130,8 @@ interface QueueExporter {
 export class CountingExporter implements QueueExporter, Abandonable {
   /** Batches handed to the exporter and not answered yet: an exit sends them again. */
   private readonly inFlight = new Set<QueuedSpan[]>();
+  /** Told when the last batch in flight is answered ({@link settled}). */
+  private waiting: Array<() => void> = [];
 
   constructor(
     private readonly inner: SpanExporter | OtlpProtoExporter,
@@ -145,6 +147,11 @@ export class CountingExporter implements QueueExporter, Abandonable {
       if (called) return;
       called = true;
       this.inFlight.delete(spans);
+      if (this.inFlight.size === 0 && this.waiting.length > 0) {
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const resolve of waiting) resolve();
+      }
       if (result.code === ExportResultCode.SUCCESS) this.stats.delivered += spans.length;
       else {
         this.stats.failed += spans.length;
@@ -176,6 +183,15 @@ export class CountingExporter implements QueueExporter, Abandonable {
   /** Whether this sends OTLP (an exit can send its spans from another process) or not (console). */
   get isOtlp(): boolean {
     return this.inner instanceof OtlpProtoExporter;
+  }
+
+  /**
+   * Resolves once no batch is waiting for its answer. The batch processor's forceFlush exports
+   * what is queued but does not wait for an export its timer started.
+   */
+  settled(): Promise<void> {
+    if (this.inFlight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   /** The spans of the exports not answered yet. */

@@ -256,6 +256,9 @@ function start(
   const uninstallHooks = installStopHooks({
     flush: forceFlush,
     report: () => drops.stop(),
+    settle: async () => {
+      await Promise.all(exporters.map((e) => e.settled()));
+    },
     deliverNow: () => exit?.deliverNow(),
     pending: () => statsNow().pending,
     abandon: () => {
