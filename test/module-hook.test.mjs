@@ -37,6 +37,7 @@ test('a registered package: its main file and its own files are handed over, as 
       'lib/inner.js': 'module.exports = { inner: true };',
     },
     other: { 'package.json': pkg('other'), 'index.js': "module.exports = require('./more.js');", 'more.js': 'module.exports = 1;' },
+    late: { 'package.json': pkg('late'), 'index.js': 'module.exports = { late: true };' },
   });
   t.after(() => fs.rmSync(root, { recursive: true, force: true }));
   const seen = [];
@@ -63,6 +64,19 @@ test('a registered package: its main file and its own files are handed over, as 
   assert.ok(seen.every((s) => s.basedir === path.join(root, 'node_modules', 'hooked')));
   assert.deepEqual(core, [{ name: 'os', basedir: undefined }], 'a core module by its name, without a folder');
   assert.deepEqual(hook.moduleNames, ['hooked', 'os']);
+
+  // Required again: handed over once only, as upstream's hook does.
+  req('hooked');
+  assert.equal(seen.length, 2, 'a module already handed over is not handed over again');
+  // A name registered after the start (an instrumentation created later) is hooked from then on.
+  const late = [];
+  hook.register('late', (exports, name) => {
+    late.push(name);
+    return exports;
+  });
+  assert.deepEqual(req('late'), { late: true });
+  assert.deepEqual(late, ['late']);
+  assert.equal(seen.length, 2);
 });
 
 test('which requires may load a hooked file: the listed core modules and packages, and paths into or inside those packages', () => {

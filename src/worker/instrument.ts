@@ -220,7 +220,14 @@ function start(
   let stopped = false;
   const forceFlush = async (parts: FlushParts = { spans: true, metrics: true }) => {
     await Promise.all([
-      parts.spans ? provider.forceFlush().catch(() => undefined) : undefined,
+      // The batch processor's forceFlush exports what is queued but does not wait for an export
+      // its timer started; a stop's hand-over (lifecycle.ts) would send that one again.
+      parts.spans
+        ? provider
+            .forceFlush()
+            .catch(() => undefined)
+            .then(() => Promise.all(exporters.map((e) => e.settled())))
+        : undefined,
       parts.metrics ? metrics?.flush() : undefined,
     ]);
   };
@@ -256,9 +263,6 @@ function start(
   const uninstallHooks = installStopHooks({
     flush: forceFlush,
     report: () => drops.stop(),
-    settle: async () => {
-      await Promise.all(exporters.map((e) => e.settled()));
-    },
     deliverNow: () => exit?.deliverNow(),
     pending: () => statsNow().pending,
     abandon: () => {

@@ -8,7 +8,10 @@ export interface FlushParts {
 }
 
 export interface StopHooksOptions {
-  /** Deliver queued spans and recorded metrics (both when `parts` is not given); resolves when done (or failed). */
+  /**
+   * Deliver queued spans and recorded metrics (both when `parts` is not given); resolves when done
+   * (or failed), exports the batch timer started included.
+   */
   flush(parts?: FlushParts): Promise<void>;
   /** Says the stop's totals (the drop summary); called once the final flush is done. */
   report(): void;
@@ -17,8 +20,6 @@ export interface StopHooksOptions {
    * step before a re-raised signal ends the process, so that no request can end in between.
    */
   deliverNow(): void;
-  /** Resolves once no span export is waiting for its answer (a flush leaves the timer's alone). */
-  settle(): Promise<void>;
   /** Spans ended but not yet handed to a finished export. */
   pending(): number;
   /** Ends exports still in flight once the deadline has passed, so they do not hold the process. */
@@ -98,13 +99,12 @@ export function installStopHooks(o: StopHooksOptions): () => void {
   // is handed over synchronously just before the re-raise (reraiseAfterOutput). Nothing is shut
   // down: the process ends by the signal, and a shutdown here would drop the spans of requests
   // that end after it (1 in about 8 demo runs lost a request's spans during `pm2 reload` so).
-  // Each round also waits for an export the batch timer started: the hand-over sends what is still
-  // in flight (an exit cannot know whether it arrived), so one left running would arrive twice.
+  // Each round's flush also waits for an export the batch timer started: the hand-over sends what
+  // is still in flight (an exit cannot know whether it arrived), so one left running would arrive twice.
   const drain = async () => {
     for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
       const before = o.ended();
       await o.flush();
-      await o.settle();
       if (o.ended() === before) break;
     }
     o.report();

@@ -11,9 +11,9 @@
  *
  * So, before forktrace creates its instrumentations, it puts this object where upstream keeps its
  * singleton (the copy of @opentelemetry/instrumentation that forktrace loads; an app's own copy is
- * not touched). The instrumentations register with it as they would with upstream's, and one hook
- * with the names they registered starts once they are all created. A name registered later (an
- * instrumentation enabled again) replaces the hook with one for every name.
+ * not touched, unless `instrument()` runs unbundled and shares it). The instrumentations register
+ * with it as they would with upstream's, and the hook starts once they are all created; a name
+ * registered later only widens what it lets through.
  */
 import Module from 'node:module';
 import { Hook } from 'require-in-the-middle';
@@ -37,10 +37,10 @@ export class NamedModulesHook {
   /** In the order they were registered: upstream calls matching hooks in that order. */
   private readonly hooked: Hooked[] = [];
   private names: string[] = [];
-  private hook: Hook | undefined;
-  /** The require in front of require-in-the-middle's (see {@link hookedRequire}). */
-  private front: { fn: RequireFn; below: RequireFn; off(): void } | undefined;
+  /** Whether a require may be for one of {@link names}; rebuilt when a name is added. */
+  private mayBeHooked = hookedRequire([]);
   private started = false;
+  private installed = false;
 
   /** Upstream's signature: `moduleName` is a package ("mysql2", "@scope/pkg") or a core module. */
   register(moduleName: string, onRequire: OnRequire): Hooked {
@@ -48,16 +48,16 @@ export class NamedModulesHook {
     this.hooked.push(hooked);
     if (!this.names.includes(moduleName)) {
       this.names = [...this.names, moduleName];
-      if (this.started) this.hookNames();
+      this.mayBeHooked = hookedRequire(this.names);
+      if (this.started) this.install();
     }
     return hooked;
   }
 
-  /** Starts the hook, for the names registered so far. */
+  /** Starts the hook, for the names registered so far and any registered later. */
   start(): void {
-    if (this.started) return;
     this.started = true;
-    this.hookNames();
+    this.install();
   }
 
   /** The names the hook is for. */
@@ -65,35 +65,26 @@ export class NamedModulesHook {
     return this.names;
   }
 
-  private hookNames(): void {
-    this.unhook();
+  /**
+   * One require-in-the-middle hook, and a require in front of it that passes it only the calls
+   * {@link hookedRequire} lets through: require-in-the-middle needs no list of names of its own
+   * (the dispatch below matches them), so a name registered later needs no new hook.
+   */
+  private install(): void {
     // No name, no hook: require-in-the-middle would still resolve every file the app loads.
-    if (this.names.length === 0) return;
+    if (this.installed || this.names.length === 0) return;
+    this.installed = true;
     const proto = Module.prototype as { require: RequireFn };
     const below = proto.require;
-    this.hook = new Hook([...this.names], { internals: true }, ((exports: unknown, name: string, basedir?: string) =>
+    new Hook(null, { internals: true }, ((exports: unknown, name: string, basedir?: string) =>
       this.onRequire(exports, name, basedir)) as never);
     const hooked = proto.require;
-    const mayBeHooked = hookedRequire(this.names);
-    let on = true;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the front runs as require, `this` is the module
+    const self = this;
     // Module.prototype.require takes the id only.
-    const front: RequireFn = function (this: NodeJS.Module, id: string) {
-      return on && mayBeHooked(id, this) ? hooked.call(this, id) : below.call(this, id);
+    proto.require = function (this: NodeJS.Module, id: string) {
+      return self.mayBeHooked(id, this) ? hooked.call(this, id) : below.call(this, id);
     };
-    proto.require = front;
-    this.front = { off: () => (on = false), fn: front, below };
-  }
-
-  private unhook(): void {
-    if (this.front !== undefined) {
-      const proto = Module.prototype as { require: RequireFn };
-      // Another hook may sit above: then this one only passes every call on.
-      if (proto.require === this.front.fn) proto.require = this.front.below;
-      this.front.off();
-      this.front = undefined;
-    }
-    this.hook?.unhook();
-    this.hook = undefined;
   }
 
   /**
@@ -150,9 +141,9 @@ export function replaceSingleton(singleton: SingletonClass | undefined): NamedMo
 
 /**
  * Whether `require(id)` from `parent` may load a file require-in-the-middle would hand over for
- * `names`. Even with a list of names it resolves every file first, which is most of what it costs
- * a start (Node resolves it again right after); so the calls that cannot be for a listed name skip
- * it. It hands over a core module by its name, and a file by the folder under `node_modules` it is
+ * `names`. It resolves every file it is handed first, even when given a list of names, and that was
+ * most of what it cost a start (Node resolves the file again right after); so the calls that cannot
+ * be for a listed name skip it. It hands over a core module by its name, and a file by the folder under `node_modules` it is
  * in, so it can be for a listed name only when:
  * - `id` is that core module ("http", "node:http"), or a package's name or a path inside it
  *   ("mysql2", "mysql2/promise", "@scope/pkg/x");
