@@ -159,8 +159,8 @@ export async function startReceiverProcess({ port = 0, script = 'receiver.mjs' }
 }
 
 /** Runs bench/load.mjs (autocannon) in its own process; resolves its JSON result. */
-export async function runLoad({ url, duration, connections, paths }) {
-  const p = spawnNode([path.join(BENCH, 'load.mjs'), JSON.stringify({ url, duration, connections, paths })], {
+export async function runLoad({ url, duration, connections, paths, rate }) {
+  const p = spawnNode([path.join(BENCH, 'load.mjs'), JSON.stringify({ url, duration, connections, paths, rate })], {
     cores: AUX_CORE,
     readyKey: 'responses',
     timeoutMs: (duration + 30) * 1000,

@@ -1,6 +1,7 @@
 // The load generator, in its own process (pinned away from the app by run.mjs): autocannon with
 // a fixed number of connections for a fixed time. argv[2] is a JSON object:
-//   { url, duration (s), connections, paths?: ['/hello', '/db'] (cycled per connection) }
+//   { url, duration (s), connections, paths?: ['/hello', '/db'] (cycled per connection),
+//     rate?: requests per second in all (autocannon's overallRate; default: as fast as answered) }
 // Prints one JSON line with what the bench reads.
 import autocannon from 'autocannon';
 
@@ -11,6 +12,7 @@ const opts = {
   connections: o.connections,
   pipelining: 1,
 };
+if (o.rate) opts.overallRate = o.rate;
 if (o.paths) opts.requests = o.paths.map((path) => ({ method: 'GET', path }));
 
 const started = process.hrtime.bigint();

@@ -87,3 +87,116 @@ test("a bound emitter: listeners run in the bound context and can be removed by 
   ]);
   assert.equal(ee.listenerCount('data') + ee.listenerCount('end'), 0);
 });
+
+/**
+ * What an app sees of an emitter bound to `inside`, driven the same way through `manager`: each
+ * call of a listener (its event, argument and the context it ran in), the listeners left, and the
+ * 'removeListener' events.
+ */
+function emitterStory(manager) {
+  const ee = manager.bind(inside, new EventEmitter());
+  const calls = [];
+  const seen = (name) => (x) => calls.push([name, x, manager.active().getValue(KEY) ?? 'root']);
+  const onA = seen('onA');
+  const onceB = seen('onceB');
+  const first = seen('first');
+  const firstOnce = seen('firstOnce');
+  const twice = seen('twice');
+  const removed = [];
+  ee.on('removeListener', (event) => removed.push(event));
+  ee.on('a', onA);
+  ee.addListener('a', twice);
+  ee.on('a', twice);
+  ee.once('b', onceB);
+  ee.prependListener('a', first);
+  ee.prependOnceListener('a', firstOnce);
+  const emit = (event, x) => manager.with(ROOT_CONTEXT, () => ee.emit(event, x));
+  emit('a', 1);
+  emit('a', 2);
+  emit('b', 3);
+  emit('b', 4);
+  // Removal by the app's own function: a plain listener, one added twice, and a `once` not yet run.
+  ee.once('c', onceB);
+  ee.removeListener('c', onceB);
+  ee.off('a', twice);
+  emit('a', 5);
+  ee.removeListener('a', onA);
+  emit('a', 6);
+  const counts = ['a', 'b', 'c'].map((e) => ee.listenerCount(e));
+  ee.removeAllListeners('a');
+  emit('a', 7);
+  // Bound again to another context: the first binding stays.
+  manager.bind(ROOT_CONTEXT.setValue(KEY, 'other'), ee);
+  ee.on('d', seen('later'));
+  emit('d', 8);
+  ee.removeAllListeners();
+  return { calls, counts, removed, left: ee.eventNames() };
+}
+
+test('a bound emitter: on, once, prepend, off and removeAll behave as upstream, in the bound context', () => {
+  const { upstream, lean } = managers();
+  const story = emitterStory(lean);
+  assert.deepEqual(story, emitterStory(upstream));
+  assert.ok(
+    story.calls.length > 8 && story.calls.every(([, , value]) => value === 'inside'),
+    JSON.stringify(story.calls),
+  );
+});
+
+test("a bound emitter lists the app's own listeners, and removes a wrapped `once` by the app's function", () => {
+  const { lean } = managers();
+  const ee = lean.bind(inside, new EventEmitter());
+  const listener = () => {};
+  ee.on('x', listener);
+  ee.once('y', listener);
+  // As without tracing: listeners() gives back the function the app added.
+  assert.deepEqual(ee.listeners('x'), [listener]);
+  assert.equal(ee.listenerCount('x', listener), 1);
+  ee.removeListener('y', listener);
+  ee.removeListener('x', listener);
+  assert.deepEqual(ee.eventNames(), []);
+  // Not a function: Node's own error, as without tracing.
+  assert.throws(() => ee.on('z', 'not a function'), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+test('a real request and response bound by the lean binding: body, end and close run in the bound context', async () => {
+  const http = require('node:http');
+  const { lean } = managers();
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    lean.bind(inside, req);
+    lean.bind(inside, res);
+    lean.with(ROOT_CONTEXT, () => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        seen.push(['end', body, lean.active().getValue(KEY)]);
+        res.end('ok');
+      });
+      res.once('finish', () => seen.push(['finish', lean.active().getValue(KEY)]));
+      res.on('close', () => seen.push(['close', lean.active().getValue(KEY)]));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const { port } = server.address();
+    const answer = await new Promise((resolve, reject) => {
+      const req = http.request({ port, host: '127.0.0.1', method: 'POST' }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end('hello body');
+    });
+    assert.equal(answer, 'ok');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seen, [
+      ['end', 'hello body', 'inside'],
+      ['finish', 'inside'],
+      ['close', 'inside'],
+    ]);
+  } finally {
+    server.close();
+  }
+});

@@ -8,9 +8,15 @@
  *   with Object.defineProperty, which V8 handles slowly: together about 3 % of a Node 24 worker's
  *   busy time at 1 % sampling (BENCHMARKS.md).
  *
+ * - upstream's event-emitter binding (the request and the response of every traced request) puts
+ *   eight closures of its own on the emitter, and a WeakMap per event name from each listener to
+ *   its wrapper: about 2 KB a request on Node 24 (BENCHMARKS.md).
+ *
  * Here the store is entered with `Reflect.apply` as the callback (no bind, no closure per call),
  * and a wrapper for a function of up to three parameters is made with that many, so that its
- * `length` is right without redefining it. The event-emitter binding stays upstream's.
+ * `length` is right without redefining it. A bound emitter gets the context under a symbol and
+ * shared methods that read it; each wrapper names its listener as `listener`, as Node's own
+ * `once` wrappers do, so that Node's removeListener finds it by the app's function without a map.
  * Listed in upstream.ts.
  */
 import type { AsyncLocalStorage } from 'node:async_hooks';
@@ -24,10 +30,17 @@ interface Internals {
   _asyncLocalStorage: AsyncLocalStorage<Context>;
   with: (context: Context, fn: Fn, thisArg?: unknown, ...args: unknown[]) => unknown;
   _bindFunction: (context: Context, target: Fn) => Fn;
+  _bindEventEmitter: (context: Context, emitter: Emitter) => Emitter;
+  _kOtListeners: symbol;
 }
 
 /** The manager's private members this relies on. */
-export const CONTEXT_MANAGER_MEMBERS = ['_asyncLocalStorage', '_bindFunction'] as const;
+export const CONTEXT_MANAGER_MEMBERS = [
+  '_asyncLocalStorage',
+  '_bindFunction',
+  '_bindEventEmitter',
+  '_kOtListeners',
+] as const;
 
 type Store = AsyncLocalStorage<Context>;
 
@@ -56,7 +69,7 @@ const WRAPPERS: ReadonlyArray<(store: Store, context: Context, target: Fn) => Fn
     },
 ];
 
-/** Replaces `manager`'s `with` and function binding with the cheaper ones; false if its members moved. */
+/** Replaces `manager`'s `with` and its function and emitter binding with the cheaper ones; false if its members moved. */
 export function useLeanBinding(manager: AsyncLocalStorageContextManager): boolean {
   const self = manager as unknown as Internals;
   const store = self._asyncLocalStorage;
@@ -64,9 +77,101 @@ export function useLeanBinding(manager: AsyncLocalStorageContextManager): boolea
   const upstreamBind = self._bindFunction.bind(manager);
   self.with = (context, fn, thisArg, ...args) =>
     thisArg == null ? store.run(context, fn, ...args) : store.run(context, Reflect.apply, fn, thisArg, args);
-  self._bindFunction = (context, target) => {
+  const bindFunction = (context: Context, target: Fn): Fn => {
     const make = WRAPPERS[target.length];
     return make === undefined ? upstreamBind(context, target) : make(store, context, target);
   };
+  self._bindFunction = bindFunction;
+  // An emitter upstream's binding already patched (before this call) keeps upstream's methods.
+  if (typeof self._bindEventEmitter === 'function' && typeof self._kOtListeners === 'symbol') {
+    self._bindEventEmitter = leanEmitterBinding(bindFunction, self._kOtListeners);
+  }
   return true;
+}
+
+type Listener = (...args: unknown[]) => unknown;
+type Add = (this: Emitter, event: string | symbol, listener: Listener) => unknown;
+type Remove = Add;
+interface Emitter {
+  [BOUND]?: Context;
+  rawListeners?(event: string | symbol): Array<Listener & { listener?: Listener & { listener?: Listener } }>;
+  [method: string]: unknown;
+}
+
+/** Where a bound emitter keeps its context. */
+const BOUND = Symbol('forktrace.boundContext');
+const ADD_METHODS = ['addListener', 'on', 'once', 'prependListener', 'prependOnceListener'] as const;
+const REMOVE_METHODS = ['removeListener', 'off'] as const;
+
+/**
+ * upstream's `_bindEventEmitter`, with one context property and shared methods per emitter instead
+ * of eight closures, and no listener map: a listener added to a bound emitter is bound to the
+ * emitter's context (the first it was bound to), and its wrapper carries it as `listener`.
+ */
+function leanEmitterBinding(
+  bindFunction: (context: Context, target: Fn) => Fn,
+  upstreamMark: symbol,
+): (context: Context, emitter: Emitter) => Emitter {
+  // Set while an original add runs: Node's `once` adds its own wrapper through `this.on`.
+  let adding = false;
+  const adders = new Map<Add, Add>();
+  const removers = new Map<Remove, Remove>();
+
+  const adder = (original: Add): Add => {
+    let patched = adders.get(original);
+    if (patched === undefined) {
+      patched = function (this: Emitter, event, listener) {
+        const context = this[BOUND];
+        if (adding || context === undefined || typeof listener !== 'function') {
+          return original.call(this, event, listener);
+        }
+        const wrapper = bindFunction(context, listener as Fn) as Listener & { listener?: Listener };
+        wrapper.listener = listener;
+        adding = true;
+        try {
+          return original.call(this, event, wrapper);
+        } finally {
+          adding = false;
+        }
+      };
+      adders.set(original, patched);
+    }
+    return patched;
+  };
+
+  // Node finds a wrapper by its `listener`, except under its own `once` wrapper, whose `listener`
+  // is this binding's wrapper: that one is found here and removed by its wrapper.
+  const remover = (original: Remove): Remove => {
+    let patched = removers.get(original);
+    if (patched === undefined) {
+      patched = function (this: Emitter, event, listener) {
+        const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : undefined;
+        if (raw !== undefined && typeof listener === 'function') {
+          for (let i = raw.length - 1; i >= 0; i--) {
+            const entry = raw[i]!;
+            if (entry === listener || entry.listener === listener) break;
+            if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
+          }
+        }
+        return original.call(this, event, listener);
+      };
+      removers.set(original, patched);
+    }
+    return patched;
+  };
+
+  return (context, emitter) => {
+    if (emitter[BOUND] !== undefined || (emitter as Record<symbol, unknown>)[upstreamMark] !== undefined)
+      return emitter;
+    emitter[BOUND] = context;
+    for (const name of ADD_METHODS) {
+      const original = emitter[name];
+      if (typeof original === 'function') emitter[name] = adder(original as Add);
+    }
+    for (const name of REMOVE_METHODS) {
+      const original = emitter[name];
+      if (typeof original === 'function') emitter[name] = remover(original as Remove);
+    }
+    return emitter;
+  };
 }

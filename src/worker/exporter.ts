@@ -1,3 +1,4 @@
+import * as zlib from 'node:zlib';
 import { createNoopMeter, TraceFlags, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
@@ -48,7 +49,13 @@ class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Aband
   private readonly wire: WireWatch;
 
   constructor(private readonly config: ResolvedConfig) {
-    const headers = { ...config.headers, 'Content-Type': 'application/x-protobuf' };
+    const gzip = config.compression === 'gzip';
+    // The body is compressed once, by the serializer (gzipSerializer); the transport sends it as is.
+    const headers = {
+      ...config.headers,
+      'Content-Type': 'application/x-protobuf',
+      ...(gzip ? { 'Content-Encoding': 'gzip' } : {}),
+    };
     const wire = new WireWatch(config.timeoutMillis);
     // Read when the first export starts (the factory runs lazily), so that `https` is loaded
     // after the http instrumentation is in place. A custom CA replaces the built-in roots, as
@@ -63,10 +70,10 @@ class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Aband
           // At most this many exports in flight; beyond it a batch fails fast and is counted as
           // dropped instead of piling up while the endpoint is down.
           concurrencyLimit: 30,
-          compression: config.compression,
+          compression: 'none',
           agentFactory: wire.agentFactory(httpAgentFactoryFromOptions(agentOptions)),
         },
-        EncodedSerializer,
+        gzip ? GzipEncodedSerializer : EncodedSerializer,
         'otlp_http_span_exporter',
         // Upstream's helper, counting encoded spans instead of the SDK's.
         { ...TraceExporterMetricsHelper, countItems: (spans: EncodedSpan[]) => spans.length },
@@ -109,6 +116,27 @@ class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Aband
 const EncodedSerializer = {
   serializeRequest: (spans: EncodedSpan[]) => serializeEncoded(spans),
   deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
+};
+
+/**
+ * gzip's fastest level. Upstream's transport pipes the body through a gzip stream at the default
+ * level (6), in 16 KB chunks on the thread pool: on Node 24 that was about 12 % of the
+ * instructions tracing added to a /hello request (BENCHMARKS.md). Level 1 in one call takes about
+ * half the CPU for 4 % more bytes on the wire (a span's bytes repeat within a batch: trace ids,
+ * attribute names, the resource).
+ */
+export const GZIP_LEVEL = zlib.constants.Z_BEST_SPEED;
+
+/**
+ * The same body, gzip-compressed in one call when the batch is serialized. The retries of an
+ * export send these bytes again instead of compressing anew.
+ */
+const GzipEncodedSerializer = {
+  serializeRequest: (spans: EncodedSpan[]) => {
+    const body = serializeEncoded(spans);
+    return body === undefined ? undefined : zlib.gzipSync(body, { level: GZIP_LEVEL });
+  },
+  deserializeResponse: EncodedSerializer.deserializeResponse,
 };
 
 export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });

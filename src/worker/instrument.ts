@@ -32,6 +32,8 @@ import {
   type ResolvedConfig,
 } from '../config/resolve';
 import { useLeanBinding } from './context-binding';
+import { chainContextsFrom } from './context-chain';
+import { checkPlainValuesFirst, type CoreAttributes } from './plain-attributes';
 import { describeExportError } from './diagnose';
 import { CountingExporter, countingBatchProcessor, createExporters, queuedSpans, zeroExportStats } from './exporter';
 import type { EncodedSpan } from './span-bytes';
@@ -128,6 +130,10 @@ class EndCounter implements SpanProcessor {
 function registerGlobals(provider: TracerProvider, { context, propagation, trace }: OtelApi): void {
   const manager = new AsyncLocalStorageContextManager();
   useLeanBinding(manager);
+  // The root of forktrace's copy of the API, which its instrumentations and this manager derive from.
+  chainContextsFrom(otelApi.ROOT_CONTEXT);
+  // core's exports object itself (an `import * as` of it would be a copy): the SDK calls through it.
+  checkPlainValuesFirst(require('@opentelemetry/core') as CoreAttributes);
   context.setGlobalContextManager(manager.enable());
   propagation.setGlobalPropagator(
     new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),

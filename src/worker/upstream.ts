@@ -178,6 +178,23 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "context-binding.ts replaces the manager's `with` and its private _bindFunction (which `bind` and the event-emitter binding call as `this._bindFunction`) with versions that enter the private _asyncLocalStorage without a bind or a closure per call; if either member is gone, upstream's manager is left as it is",
   },
   {
+    name: 'context-async-hooks AsyncLocalStorageContextManager _bindEventEmitter and _kOtListeners',
+    package: '@opentelemetry/context-async-hooks',
+    checked: '3.1.1',
+    why: "context-binding.ts replaces the private _bindEventEmitter (which `bind` calls as `this._bindEventEmitter` for an EventEmitter) with one that keeps the context on the emitter and binds listeners without a closure per method or a map per event, and reads _kOtListeners to leave alone an emitter upstream's binding already patched; if either is gone, upstream's emitter binding stays",
+  },
+  {
+    name: 'api ROOT_CONTEXT setValue and deleteValue',
+    ...API,
+    why: "context-chain.ts replaces ROOT_CONTEXT's setValue and deleteValue (own properties of api 1.x's BaseContext) so that every context derived from it is a chain of the values set instead of a copied Map; if they cannot be replaced, contexts stay BaseContexts",
+  },
+  {
+    name: "core maybeAddAttribute and cleanAttributes, called by sdk-trace through core's exports",
+    package: '@opentelemetry/core',
+    checked: '3.1.1',
+    why: "plain-attributes.ts puts core's simple checks in front of maybeAddAttribute and cleanAttributes for string, number and boolean values (the same result without a WeakSet per value); it relies on sdk-trace's Span and Tracer calling them through core's exports object. If sdk-trace stops doing so, its spans take the full checks again, as before",
+  },
+  {
     name: 'instrumentation-mysql2 _patchQuery',
     package: '@opentelemetry/instrumentation-mysql2',
     checked: '0.70.0',
