@@ -50,8 +50,9 @@ for (const s of ['SIGINT', 'SIGTERM']) {
  * Spawns `node ...args` (pinned to `cores`), collecting stdout JSON lines and stderr.
  * `ready` resolves with the first stdout JSON line holding `readyKey`, plus `ms` since spawn.
  */
-export function spawnNode(args, { env = {}, cores, readyKey = 'listening', timeoutMs = 20000, cwd = ROOT } = {}) {
-  const [cmd, argv] = nodeCommand(args, cores);
+export function spawnNode(args, { env = {}, cores, readyKey = 'listening', timeoutMs = 20000, cwd = ROOT, command } = {}) {
+  // `command`: [program, args] to run instead of node (e.g. node under valgrind).
+  const [cmd, argv] = command ?? nodeCommand(args, cores);
   const t0 = process.hrtime.bigint();
   const child = spawn(cmd, argv, { cwd, env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
   started.add(child);
@@ -159,11 +160,11 @@ export async function startReceiverProcess({ port = 0, script = 'receiver.mjs' }
 }
 
 /** Runs bench/load.mjs (autocannon) in its own process; resolves its JSON result. */
-export async function runLoad({ url, duration, connections, paths, rate }) {
-  const p = spawnNode([path.join(BENCH, 'load.mjs'), JSON.stringify({ url, duration, connections, paths, rate })], {
+export async function runLoad({ url, duration, connections, paths, rate, amount }) {
+  const p = spawnNode([path.join(BENCH, 'load.mjs'), JSON.stringify({ url, duration, connections, paths, rate, amount })], {
     cores: AUX_CORE,
     readyKey: 'responses',
-    timeoutMs: (duration + 30) * 1000,
+    timeoutMs: ((duration ?? 600) + 30) * 1000,
   });
   const r = await p.ready;
   await p.exited;
@@ -247,4 +248,33 @@ export function machine() {
       ].map((n) => [n, version(n)]),
     ),
   };
+}
+
+/** Builds git `ref`'s src/ (and its bundle, if it had one) into .bench-out/baseline-REF/dist; returns that folder. */
+export function buildRef(ref) {
+  const dir = path.join(OUT, `baseline-${ref.replace(/[^\w.-]/g, '_')}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const sh = (cmd, args, opts = {}) => {
+    const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', ...opts });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  };
+  const tar = path.join(dir, 'src.tar');
+  sh('git', ['archive', '-o', tar, ref, 'src', 'tsconfig.json', 'package.json']);
+  sh('tar', ['-xf', tar, '-C', dir]);
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  sh(process.execPath, [
+    path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+    '-p',
+    path.join(dir, 'tsconfig.json'),
+  ]);
+  // Built as that commit built it: with its bundled preload, if it had one.
+  if (spawnSync('git', ['cat-file', '-e', `${ref}:scripts/bundle.mjs`], { cwd: ROOT }).status === 0) {
+    fs.mkdirSync(path.join(dir, 'scripts'));
+    fs.writeFileSync(path.join(dir, 'scripts', 'bundle.mjs'), sh('git', ['show', `${ref}:scripts/bundle.mjs`]));
+    sh(process.execPath, [path.join(dir, 'scripts', 'bundle.mjs')]);
+  }
+  process.stderr.write(`baseline: ${ref} built into ${path.relative(ROOT, dir)}/dist\n`);
+  return path.join(dir, 'dist');
 }

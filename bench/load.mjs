@@ -1,18 +1,20 @@
 // The load generator, in its own process (pinned away from the app by run.mjs): autocannon with
 // a fixed number of connections for a fixed time. argv[2] is a JSON object:
 //   { url, duration (s), connections, paths?: ['/hello', '/db'] (cycled per connection),
-//     rate?: requests per second in all (autocannon's overallRate; default: as fast as answered) }
+//     rate?: requests per second in all (autocannon's overallRate; default: as fast as answered),
+//     amount?: this many requests in all instead of a duration }
 // Prints one JSON line with what the bench reads.
 import autocannon from 'autocannon';
 
 const o = JSON.parse(process.argv[2]);
 const opts = {
   url: o.url,
-  duration: o.duration,
   connections: o.connections,
   pipelining: 1,
 };
 if (o.rate) opts.overallRate = o.rate;
+if (o.amount) opts.amount = o.amount;
+else opts.duration = o.duration;
 if (o.paths) opts.requests = o.paths.map((path) => ({ method: 'GET', path }));
 
 const started = process.hrtime.bigint();

@@ -19,12 +19,11 @@
 //   --no-write           leave BENCHMARKS.md alone
 //   --report FILE        re-render a saved .bench-out/compare-*.json into BENCHMARKS.md (no run)
 //   --outage-seconds S   length of each outage phase (default 60)
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_CONFIGS, LADDER_VARIANTS } from './configs.mjs';
 import { runCompare } from './compare.mjs';
-import { machine, mysqlReachable, OUT, PINNED, ROOT } from './lib.mjs';
+import { buildRef, machine, mysqlReachable, OUT, PINNED, ROOT } from './lib.mjs';
 import { compareTable, header, replaceBlock, spanInventory, targetTable } from './report.mjs';
 
 const argv = process.argv.slice(2);
@@ -69,35 +68,6 @@ if (o.baseline && !o.configs.includes('forktrace-baseline')) o.configs.push('for
 const write = !flag('no-write') && (!quick || flag('write'));
 const commandLine = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 const BENCHMARKS = path.join(ROOT, 'BENCHMARKS.md');
-
-/** Compiles git `ref`'s src/ into .bench-out/baseline-<ref>/dist (the "before" of a before/after row). */
-function buildRef(ref) {
-  const dir = path.join(OUT, `baseline-${ref.replace(/[^\w.-]/g, '_')}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  const sh = (cmd, args, opts = {}) => {
-    const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', ...opts });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
-    return r.stdout;
-  };
-  const tar = path.join(dir, 'src.tar');
-  sh('git', ['archive', '-o', tar, ref, 'src', 'tsconfig.json', 'package.json']);
-  sh('tar', ['-xf', tar, '-C', dir]);
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  sh(process.execPath, [
-    path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    path.join(dir, 'tsconfig.json'),
-  ]);
-  // Built as that commit built it: with its bundled preload, if it had one.
-  if (spawnSync('git', ['cat-file', '-e', `${ref}:scripts/bundle.mjs`], { cwd: ROOT }).status === 0) {
-    fs.mkdirSync(path.join(dir, 'scripts'));
-    fs.writeFileSync(path.join(dir, 'scripts', 'bundle.mjs'), sh('git', ['show', `${ref}:scripts/bundle.mjs`]));
-    sh(process.execPath, [path.join(dir, 'scripts', 'bundle.mjs')]);
-  }
-  process.stderr.write(`baseline: ${ref} built into ${path.relative(ROOT, dir)}/dist\n`);
-  return path.join(dir, 'dist');
-}
 
 function preflight() {
   if (!fs.existsSync(path.join(ROOT, 'dist', 'register.js'))) throw new Error('dist/ is missing: run npm run build');

@@ -95,6 +95,7 @@ type Remove = Add;
 interface Emitter {
   [BOUND]?: Context;
   rawListeners?(event: string | symbol): Array<Listener & { listener?: Listener & { listener?: Listener } }>;
+  listenerCount?(event: string | symbol): number;
   [method: string]: unknown;
 }
 
@@ -140,20 +141,21 @@ function leanEmitterBinding(
   };
 
   // Node finds a wrapper by its `listener`, except under its own `once` wrapper, whose `listener`
-  // is this binding's wrapper: that one is found here and removed by its wrapper.
+  // is this binding's wrapper: when Node removed nothing, that one is looked for and removed by
+  // its wrapper. (Node's own `once` wrapper removes itself through here each time it fires.)
   const remover = (original: Remove): Remove => {
     let patched = removers.get(original);
     if (patched === undefined) {
       patched = function (this: Emitter, event, listener) {
-        const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : undefined;
-        if (raw !== undefined && typeof listener === 'function') {
-          for (let i = raw.length - 1; i >= 0; i--) {
-            const entry = raw[i]!;
-            if (entry === listener || entry.listener === listener) break;
-            if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
-          }
+        const count = typeof this.listenerCount === 'function' ? this.listenerCount(event) : undefined;
+        const out = original.call(this, event, listener);
+        if (count === undefined || typeof listener !== 'function' || this.listenerCount!(event) !== count) return out;
+        const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : [];
+        for (let i = raw.length - 1; i >= 0; i--) {
+          const entry = raw[i]!;
+          if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
         }
-        return original.call(this, event, listener);
+        return out;
       };
       removers.set(original, patched);
     }
