@@ -4,25 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import * as path from 'node:path';
+
+import { freshApi } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { chainContextsFrom, MAX_LENGTH } = require('../dist/worker/context-chain.js');
-
-/** The installed API loaded again as new module instances: a ROOT_CONTEXT of its own. */
-function freshApi() {
-  const main = require.resolve('@opentelemetry/api');
-  const dir = path.dirname(main);
-  const ours = () => Object.keys(require.cache).filter((k) => k.startsWith(dir));
-  const kept = Object.fromEntries(ours().map((k) => [k, require.cache[k]]));
-  for (const k of ours()) delete require.cache[k];
-  try {
-    return require(main);
-  } finally {
-    for (const k of ours()) delete require.cache[k];
-    Object.assign(require.cache, kept);
-  }
-}
 
 const base = freshApi();
 const chained = freshApi();

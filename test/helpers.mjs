@@ -292,3 +292,22 @@ export async function tlsOtlpServer(t, cert = {}) {
   t.after(() => server.close());
   return { certFile: made.certFile, endpoint: `https://127.0.0.1:${server.address().port}`, requests: () => requests };
 }
+
+/**
+ * The installed @opentelemetry/api loaded again as new module instances, with a ROOT_CONTEXT of its
+ * own that nothing in this process has touched; the require cache is put back as it was.
+ */
+export function freshApi() {
+  const req = createRequire(import.meta.url);
+  const main = req.resolve('@opentelemetry/api');
+  const dir = path.dirname(main);
+  const ours = () => Object.keys(req.cache).filter((k) => k.startsWith(dir));
+  const kept = Object.fromEntries(ours().map((k) => [k, req.cache[k]]));
+  for (const k of ours()) delete req.cache[k];
+  try {
+    return req(main);
+  } finally {
+    for (const k of ours()) delete req.cache[k];
+    Object.assign(req.cache, kept);
+  }
+}

@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import { ExportResultCode, setGlobalErrorHandler } from '@opentelemetry/core';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 
+import { freshApi } from './helpers.mjs';
+
 const require = createRequire(import.meta.url);
 const { UPSTREAM_INTERNALS, withHelpers } = require('../dist/worker/upstream.js');
 const { countingBatchProcessor, queuedSpans, zeroExportStats } = require('../dist/worker/exporter.js');
@@ -20,30 +22,12 @@ setGlobalErrorHandler(() => {});
 /** The package's folder; 3.x packages do not export ./package.json. */
 function packageRoot(pkg) {
   let dir = path.dirname(require.resolve(pkg));
-  while (
-    !fs.existsSync(path.join(dir, 'package.json')) ||
-    JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name !== pkg
-  ) {
+  while (!fs.existsSync(path.join(dir, 'package.json')) || JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name !== pkg) {
     const up = path.dirname(dir);
     if (up === dir) throw new Error(`no package.json of ${pkg} above its main file`);
     dir = up;
   }
   return dir;
-}
-
-/** The installed @opentelemetry/api loaded again as new module instances (its own ROOT_CONTEXT); the cache is put back. */
-function freshApi() {
-  const main = require.resolve('@opentelemetry/api');
-  const dir = path.dirname(main);
-  const ours = () => Object.keys(require.cache).filter((k) => k.startsWith(dir));
-  const kept = Object.fromEntries(ours().map((k) => [k, require.cache[k]]));
-  for (const k of ours()) delete require.cache[k];
-  try {
-    return require(main);
-  } finally {
-    for (const k of ours()) delete require.cache[k];
-    Object.assign(require.cache, kept);
-  }
 }
 
 function installedVersion(pkg) {
@@ -108,49 +92,22 @@ const CHECKS = {
     try {
       // The first registration creates the globals under the key app-api.ts reads, stamped with the version.
       api.diag.setLogger(quiet);
-      assert.equal(
-        globalThis[API_GLOBALS_KEY]?.version,
-        installed,
-        `the globals are no longer at Symbol.for('opentelemetry.js.api.1') with a version stamp`,
-      );
+      assert.equal(globalThis[API_GLOBALS_KEY]?.version, installed, `the globals are no longer at Symbol.for('opentelemetry.js.api.1') with a version stamp`);
       // A copy refuses to register into globals stamped with another version: why app-api.ts starts them anew.
       delete globalThis[API_GLOBALS_KEY];
       globalThis[API_GLOBALS_KEY] = { version: '1.9.0' };
-      assert.equal(
-        api.diag.setLogger(quiet),
-        false,
-        'registering into globals of another version now succeeds: app-api.ts need not delete them',
-      );
+      assert.equal(api.diag.setLogger(quiet), false, 'registering into globals of another version now succeeds: app-api.ts need not delete them');
     } finally {
       delete globalThis[API_GLOBALS_KEY];
     }
     // The compatibility rule, as the installed API applies it, against the mirror in app-api.ts.
     const semver = path.join(packageRoot('@opentelemetry/api'), 'dist', 'internal', 'semver.cjs');
-    assert.ok(
-      fs.existsSync(semver),
-      `${semver} is gone: re-read the rule and update apiAccepts in src/worker/app-api.ts`,
-    );
+    assert.ok(fs.existsSync(semver), `${semver} is gone: re-read the rule and update apiAccepts in src/worker/app-api.ts`);
     const { _makeCompatibilityCheck } = require(semver);
-    const versions = [
-      '0.9.0',
-      '0.9.3',
-      '0.10.0',
-      '1.0.0',
-      '1.9.0',
-      '1.10.0',
-      '1.10.3',
-      '1.11.0',
-      '1.11.0-rc.1',
-      '2.0.0',
-      'garbage',
-    ];
+    const versions = ['0.9.0', '0.9.3', '0.10.0', '1.0.0', '1.9.0', '1.10.0', '1.10.3', '1.11.0', '1.11.0-rc.1', '2.0.0', 'garbage'];
     for (const caller of versions) {
       for (const stamp of versions) {
-        assert.equal(
-          apiAccepts(caller, stamp),
-          _makeCompatibilityCheck(caller)(stamp),
-          `a ${caller} copy reading globals stamped ${stamp}`,
-        );
+        assert.equal(apiAccepts(caller, stamp), _makeCompatibilityCheck(caller)(stamp), `a ${caller} copy reading globals stamped ${stamp}`);
       }
     }
   },
@@ -166,10 +123,7 @@ const CHECKS = {
     // The replacement found the private members it needs and holds the line.
     const patched = await maxExportsInFlight((exporter) => {
       const p = countingBatchProcessor(exporter, BATCH, zeroExportStats());
-      assert.ok(
-        Object.hasOwn(p, '_maybeStartTimer'),
-        'oneExportAtATime did not apply: the private members it uses moved',
-      );
+      assert.ok(Object.hasOwn(p, '_maybeStartTimer'), 'oneExportAtATime did not apply: the private members it uses moved');
       return p;
     });
     assert.equal(patched, 1, `${patched} exports in flight at once with oneExportAtATime`);
@@ -177,12 +131,7 @@ const CHECKS = {
   'BatchSpanProcessorBase._finishedSpans': () => {
     // An exit that cannot wait sends what the processor still holds; it reads the queue here.
     const exporter = { export: () => {}, shutdown: () => Promise.resolve() };
-    const processor = new BatchSpanProcessor({
-      exporter,
-      ...BATCH,
-      maxExportBatchSize: 100,
-      scheduledDelayMillis: 60_000,
-    });
+    const processor = new BatchSpanProcessor({ exporter, ...BATCH, maxExportBatchSize: 100, scheduledDelayMillis: 60_000 });
     const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('upstream-test');
     for (const name of ['a', 'b', 'c']) tracer.startSpan(name).end();
     assert.deepEqual(
@@ -195,29 +144,16 @@ const CHECKS = {
     // The OTLP exporter's processor queues encoded spans: they must reach the exporter, in order,
     // in batches of the configured size.
     const batches = [];
-    const exporter = {
-      export: (spans, done) => {
-        batches.push(spans);
-        done({ code: ExportResultCode.SUCCESS });
-      },
-      shutdown: () => Promise.resolve(),
-    };
+    const exporter = { export: (spans, done) => { batches.push(spans); done({ code: ExportResultCode.SUCCESS }); }, shutdown: () => Promise.resolve() };
     const stats = zeroExportStats();
     const processor = countingBatchProcessor(exporter, { ...BATCH, scheduledDelayMillis: 60_000 }, stats, true);
     const provider = new TracerProvider({ spanProcessors: [processor] });
     const tracer = provider.getTracer('upstream-test');
     for (let i = 0; i < 12; i++) tracer.startSpan(`s${i}`).end();
     await processor.forceFlush();
-    assert.deepEqual(
-      batches.map((b) => b.length),
-      [5, 5, 2],
-      'the processor no longer batches encoded spans as it did',
-    );
+    assert.deepEqual(batches.map((b) => b.length), [5, 5, 2], 'the processor no longer batches encoded spans as it did');
     const { EncodedSpan } = require('../dist/worker/span-bytes.js');
-    assert.ok(
-      batches.flat().every((s) => s instanceof EncodedSpan),
-      'what reached the exporter is not the encoded spans',
-    );
+    assert.ok(batches.flat().every((s) => s instanceof EncodedSpan), 'what reached the exporter is not the encoded spans');
     assert.equal(stats.queueFull, 0);
     await provider.shutdown();
   },
@@ -241,10 +177,7 @@ const CHECKS = {
     const metrics = rm.scopeMetrics.flatMap((s) => s.metrics);
     assert.deepEqual(
       metrics.map((m) => [m.descriptor.name, m.dataPoints.length]),
-      [
-        ['c', 1],
-        ['h', 1],
-      ],
+      [['c', 1], ['h', 1]],
     );
     assert.equal(metrics[0].dataPoints[0].value, 3);
     assert.equal(metrics[1].dataPoints[0].value.count, 1);
@@ -252,19 +185,11 @@ const CHECKS = {
   'BatchSpanProcessor selfObsMeterProvider queue_full counter': async () => {
     const stats = zeroExportStats();
     const exporter = { export: () => {}, shutdown: () => Promise.resolve() };
-    const processor = countingBatchProcessor(
-      exporter,
-      { ...BATCH, maxQueueSize: 3, maxExportBatchSize: 3, scheduledDelayMillis: 60_000 },
-      stats,
-    );
+    const processor = countingBatchProcessor(exporter, { ...BATCH, maxQueueSize: 3, maxExportBatchSize: 3, scheduledDelayMillis: 60_000 }, stats);
     const tracer = new TracerProvider({ spanProcessors: [processor] }).getTracer('upstream-test');
     // The first 3 fill the queue and start an export that never ends; the next 3 fit again; 4 more are dropped.
     for (let i = 0; i < 10; i++) tracer.startSpan('work').end();
-    assert.equal(
-      stats.queueFull,
-      4,
-      'spans dropped on a full queue are no longer counted through selfObsMeterProvider',
-    );
+    assert.equal(stats.queueFull, 4, 'spans dropped on a full queue are no longer counted through selfObsMeterProvider');
   },
   'express application.handle(req, res, done)': () => {
     // express-route.ts wraps it on express 4 and 5 alike to see a request enter a sub-app.
@@ -280,13 +205,8 @@ const CHECKS = {
     assert.equal(typeof applyPatch, 'function', 'ExpressInstrumentation.prototype._applyPatch is gone');
     assert.equal(applyPatch.length, 2, '_applyPatch no longer takes (layer, layerPath)');
     // The route and use patches reach it through the instance, where express-layer.ts puts its own.
-    const built = builtFiles('@opentelemetry/instrumentation-express')
-      .map((f) => fs.readFileSync(f, 'utf8'))
-      .join('\n');
-    assert.ok(
-      built.includes('instrumentation._applyPatch(layer,'),
-      'the route/use patches no longer call instrumentation._applyPatch',
-    );
+    const built = builtFiles('@opentelemetry/instrumentation-express').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes('instrumentation._applyPatch(layer,'), 'the route/use patches no longer call instrumentation._applyPatch');
     const { expressUtils, UTILS_FILES } = require('../dist/worker/upstream-utils.js');
     const { EXPRESS_UTILS_NAMES } = require('../dist/worker/express-layer.js');
     assert.ok(expressUtils, `dist/${UTILS_FILES.expressUtils.file} is gone from instrumentation-express`);
@@ -298,67 +218,26 @@ const CHECKS = {
     const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
     const { HTTP_UTILS_NAMES, INCOMING_REQUEST_FUNCTION } = require('../dist/worker/http-server.js');
     const proto = HttpInstrumentation.prototype;
-    assert.equal(
-      proto[INCOMING_REQUEST_FUNCTION]?.length,
-      2,
-      `HttpInstrumentation.prototype.${INCOMING_REQUEST_FUNCTION}(component, original) is gone`,
-    );
-    const members = [
-      '_startHttpSpan',
-      '_onServerResponseFinish',
-      '_onServerResponseError',
-      '_closeHttpSpan',
-      '_callStartSpanHook',
-      '_callRequestHook',
-      '_callResponseHook',
-    ];
-    assert.deepEqual(
-      members.filter((m) => typeof proto[m] !== 'function'),
-      [],
-      'members the handler calls are gone',
-    );
+    assert.equal(proto[INCOMING_REQUEST_FUNCTION]?.length, 2, `HttpInstrumentation.prototype.${INCOMING_REQUEST_FUNCTION}(component, original) is gone`);
+    const members = ['_startHttpSpan', '_onServerResponseFinish', '_onServerResponseError', '_closeHttpSpan', '_callStartSpanHook', '_callRequestHook', '_callResponseHook'];
+    assert.deepEqual(members.filter((m) => typeof proto[m] !== 'function'), [], 'members the handler calls are gone');
     const instance = new HttpInstrumentation({ enabled: false });
-    assert.equal(
-      typeof instance._headerCapture?.server?.captureRequestHeaders,
-      'function',
-      '_headerCapture.server is gone',
-    );
+    assert.equal(typeof instance._headerCapture?.server?.captureRequestHeaders, 'function', '_headerCapture.server is gone');
     // The handler starts the span itself and puts it where _closeHttpSpan looks; upstream's
     // _startHttpSpan must still be only that (requireParent, startSpan, _spanNotEnded.add).
     assert.ok(instance._spanNotEnded instanceof WeakSet, '_spanNotEnded is no longer a WeakSet');
     assert.equal(typeof instance.tracer?.startSpan, 'function', 'the tracer getter is gone');
     const startHttpSpan = proto._startHttpSpan.toString();
-    for (const step of [
-      'requireParentforIncomingSpans',
-      'isSpanContextValid',
-      'isRemote',
-      'this.tracer.startSpan(name, options, ctx)',
-      'this._spanNotEnded.add(span)',
-    ]) {
-      assert.ok(
-        startHttpSpan.includes(step),
-        `_startHttpSpan no longer has \`${step}\`: compare it with http-server.ts startServerSpan`,
-      );
+    for (const step of ['requireParentforIncomingSpans', 'isSpanContextValid', 'isRemote', 'this.tracer.startSpan(name, options, ctx)', 'this._spanNotEnded.add(span)']) {
+      assert.ok(startHttpSpan.includes(step), `_startHttpSpan no longer has \`${step}\`: compare it with http-server.ts startServerSpan`);
     }
-    assert.ok(
-      startHttpSpan.split('\n').length <= 11,
-      `_startHttpSpan grew to ${startHttpSpan.split('\n').length} lines: compare it with http-server.ts startServerSpan`,
-    );
+    assert.ok(startHttpSpan.split('\n').length <= 11, `_startHttpSpan grew to ${startHttpSpan.split('\n').length} lines: compare it with http-server.ts startServerSpan`);
     // The http and https patches reach it through the instance, where http-server.ts puts its own.
-    const built = builtFiles('@opentelemetry/instrumentation-http')
-      .map((f) => fs.readFileSync(f, 'utf8'))
-      .join('\n');
-    assert.ok(
-      built.includes(`this.${INCOMING_REQUEST_FUNCTION}(component, original)`),
-      `the server patches no longer call this.${INCOMING_REQUEST_FUNCTION}`,
-    );
+    const built = builtFiles('@opentelemetry/instrumentation-http').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes(`this.${INCOMING_REQUEST_FUNCTION}(component, original)`), `the server patches no longer call this.${INCOMING_REQUEST_FUNCTION}`);
     const { httpUtils, UTILS_FILES } = require('../dist/worker/upstream-utils.js');
     assert.ok(httpUtils, `dist/${UTILS_FILES.httpUtils.file} is gone from instrumentation-http`);
-    assert.deepEqual(
-      HTTP_UTILS_NAMES.filter((n) => typeof httpUtils[n] !== 'function'),
-      [],
-      'helpers gone from its utils file',
-    );
+    assert.deepEqual(HTTP_UTILS_NAMES.filter((n) => typeof httpUtils[n] !== 'function'), [], 'helpers gone from its utils file');
     assert.ok(withHelpers(httpUtils, HTTP_UTILS_NAMES));
   },
   'context-async-hooks AsyncLocalStorageContextManager _asyncLocalStorage and _bindFunction': () => {
@@ -367,14 +246,9 @@ const CHECKS = {
     const manager = new AsyncLocalStorageContextManager();
     assert.equal(typeof manager._asyncLocalStorage?.run, 'function', '_asyncLocalStorage is gone');
     assert.equal(typeof manager._bindFunction, 'function', '_bindFunction is gone');
-    assert.deepEqual(
-      CONTEXT_MANAGER_MEMBERS.filter((m) => !(m in manager)),
-      [],
-    );
+    assert.deepEqual(CONTEXT_MANAGER_MEMBERS.filter((m) => !(m in manager)), []);
     // bind() and the emitter patches reach it through the instance, where context-binding.ts puts its own.
-    const built = builtFiles('@opentelemetry/context-async-hooks')
-      .map((f) => fs.readFileSync(f, 'utf8'))
-      .join('\n');
+    const built = builtFiles('@opentelemetry/context-async-hooks').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
     assert.ok(built.includes('this._bindFunction(context, target)'), 'bind() no longer calls this._bindFunction');
     assert.equal(useLeanBinding(manager), true);
   },
@@ -437,10 +311,7 @@ const CHECKS = {
   },
   'instrumentation RequireInTheMiddleSingleton file, _instance and register()': () => {
     const { requireSingleton, UTILS_FILES } = require('../dist/worker/upstream-utils.js');
-    assert.ok(
-      requireSingleton,
-      `dist/${UTILS_FILES.requireSingleton.file} is gone from @opentelemetry/instrumentation`,
-    );
+    assert.ok(requireSingleton, `dist/${UTILS_FILES.requireSingleton.file} is gone from @opentelemetry/instrumentation`);
     const Singleton = requireSingleton.RequireInTheMiddleSingleton;
     assert.equal(typeof Singleton?.getInstance, 'function', 'RequireInTheMiddleSingleton.getInstance is gone');
     assert.ok('_instance' in Singleton, 'the static _instance field is gone');
@@ -450,55 +321,28 @@ const CHECKS = {
     // instrumentation must register through the instance it got.
     const singletonText = Singleton.getInstance.toString();
     assert.match(singletonText, /this\._instance \?\?/, 'getInstance no longer returns _instance when set');
-    const built = builtFiles('@opentelemetry/instrumentation')
-      .map((f) => fs.readFileSync(f, 'utf8'))
-      .join('\n');
-    assert.ok(
-      built.includes('RequireInTheMiddleSingleton.getInstance()'),
-      'InstrumentationBase no longer takes the singleton from getInstance()',
-    );
-    assert.ok(
-      built.includes('this._requireInTheMiddleSingleton.register(module.name, onRequire)'),
-      'enable() no longer registers with the singleton',
-    );
+    const built = builtFiles('@opentelemetry/instrumentation').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes('RequireInTheMiddleSingleton.getInstance()'), 'InstrumentationBase no longer takes the singleton from getInstance()');
+    assert.ok(built.includes('this._requireInTheMiddleSingleton.register(module.name, onRequire)'), 'enable() no longer registers with the singleton');
   },
   'instrumentation InstrumentationBase._extractPackageVersion(baseDir)': () => {
     const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
     const instance = new MySQL2Instrumentation({ enabled: false });
-    assert.equal(
-      typeof instance._extractPackageVersion,
-      'function',
-      'InstrumentationBase._extractPackageVersion is gone',
-    );
+    assert.equal(typeof instance._extractPackageVersion, 'function', 'InstrumentationBase._extractPackageVersion is gone');
     assert.equal(instance._extractPackageVersion.length, 1, '_extractPackageVersion no longer takes (baseDir)');
     const mysql2Dir = path.dirname(require.resolve('mysql2/package.json'));
     assert.equal(instance._extractPackageVersion(mysql2Dir), require('mysql2/package.json').version);
-    const built = builtFiles('@opentelemetry/instrumentation')
-      .map((f) => fs.readFileSync(f, 'utf8'))
-      .join('\n');
-    assert.ok(
-      built.includes('this._extractPackageVersion(baseDir)'),
-      '_onRequire no longer calls this._extractPackageVersion',
-    );
+    const built = builtFiles('@opentelemetry/instrumentation').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    assert.ok(built.includes('this._extractPackageVersion(baseDir)'), '_onRequire no longer calls this._extractPackageVersion');
   },
   'instrumentation-mysql2 _patchQuery': () => {
     const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
-    assert.equal(
-      MySQL2Instrumentation.prototype._patchQuery?.length,
-      2,
-      'MySQL2Instrumentation.prototype._patchQuery(format, isPrepared) is gone',
-    );
-    const built = builtFiles('@opentelemetry/instrumentation-mysql2')
-      .map((f) => fs.readFileSync(f, 'utf8'))
-      .join('\n');
+    assert.equal(MySQL2Instrumentation.prototype._patchQuery?.length, 2, 'MySQL2Instrumentation.prototype._patchQuery(format, isPrepared) is gone');
+    const built = builtFiles('@opentelemetry/instrumentation-mysql2').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
     assert.ok(built.includes('this._patchQuery(format, false)'), 'the module patch no longer calls this._patchQuery');
   },
   'otlp-transformer trace files': () => {
-    const {
-      TRACE_TRANSFORMER_FILES,
-      ProtobufTraceSerializer,
-      TraceExporterMetricsHelper,
-    } = require('../dist/worker/trace-transformer.js');
+    const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/worker/trace-transformer.js');
     const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));
     const serializer = path.join(dist, ...TRACE_TRANSFORMER_FILES.serializer);
     const helper = path.join(dist, ...TRACE_TRANSFORMER_FILES.metricsHelper);
@@ -525,8 +369,7 @@ test('otlp-transformer trace files gone (a later upstream): trace-transformer fa
     const gone = path.join(dist, ...parts);
     const load = Module._load;
     Module._load = function (request, ...rest) {
-      if (request === gone)
-        throw Object.assign(new Error(`Cannot find module '${request}'`), { code: 'MODULE_NOT_FOUND' });
+      if (request === gone) throw Object.assign(new Error(`Cannot find module '${request}'`), { code: 'MODULE_NOT_FOUND' });
       return load.call(this, request, ...rest);
     };
     delete require.cache[file];
@@ -545,11 +388,8 @@ for (const entry of UPSTREAM_INTERNALS) {
   test(`upstream internal: ${entry.name} (${entry.package} ${entry.checked})`, async (t) => {
     // express is checked on both lines the tests run (express 4 is the `express4` alias).
     const installed =
-      entry.package === 'express'
-        ? `${installedVersion('express4')} and ${installedVersion('express')}`
-        : installedVersion(entry.package);
-    if (installed !== entry.checked)
-      t.diagnostic(`installed ${entry.package} is ${installed}; re-read it and update src/worker/upstream.ts`);
+      entry.package === 'express' ? `${installedVersion('express4')} and ${installedVersion('express')}` : installedVersion(entry.package);
+    if (installed !== entry.checked) t.diagnostic(`installed ${entry.package} is ${installed}; re-read it and update src/worker/upstream.ts`);
     if (entry.text !== undefined) {
       const found = builtFiles(entry.package).some((f) => fs.readFileSync(f, 'utf8').includes(entry.text));
       assert.ok(found, `${entry.package} ${installed} no longer contains ${JSON.stringify(entry.text)}: ${entry.why}`);
@@ -563,10 +403,7 @@ for (const entry of UPSTREAM_INTERNALS) {
 
 test('every check here belongs to an entry of src/worker/upstream.ts', () => {
   const names = new Set(UPSTREAM_INTERNALS.map((e) => e.name));
-  assert.deepEqual(
-    Object.keys(CHECKS).filter((n) => !names.has(n)),
-    [],
-  );
+  assert.deepEqual(Object.keys(CHECKS).filter((n) => !names.has(n)), []);
 });
 
 test("sdk-metrics' errors at every interval (export timed out, callbacks failed) print once, in forktrace's words", async () => {
@@ -579,10 +416,7 @@ test("sdk-metrics' errors at every interval (export timed out, callbacks failed)
   const { Redactor } = require('../dist/worker/secrets.js');
   const { statusMessages } = require('../dist/worker/messages.js');
   const lines = [];
-  diag.setLogger(new Logger(new Redactor([]), DiagLogLevel.WARN, (line) => lines.push(line)), {
-    logLevel: DiagLogLevel.WARN,
-    suppressOverrideMessage: true,
-  });
+  diag.setLogger(new Logger(new Redactor([]), DiagLogLevel.WARN, (line) => lines.push(line)), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
   const exporter = { export: () => {}, forceFlush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 40, exportTimeoutMillis: 20 });
   const provider = new MeterProvider({ readers: [reader] });
@@ -597,11 +431,8 @@ test("sdk-metrics' errors at every interval (export timed out, callbacks failed)
     diag.disable();
   }
   // Earlier tests here leave batch processors that still report their failed exports.
-  assert.deepEqual(
-    lines.filter((l) => /metric/i.test(l)),
-    [
-      `forktrace: error: ${statusMessages.metricsCollectionFailed('RangeError: the gauge callback blew up')}`,
-      `forktrace: error: ${statusMessages.metricsExportTimedOut('20')}`,
-    ],
-  );
+  assert.deepEqual(lines.filter((l) => /metric/i.test(l)), [
+    `forktrace: error: ${statusMessages.metricsCollectionFailed('RangeError: the gauge callback blew up')}`,
+    `forktrace: error: ${statusMessages.metricsExportTimedOut('20')}`,
+  ]);
 });
