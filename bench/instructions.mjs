@@ -69,8 +69,9 @@ async function count(name) {
   spawnSync('callgrind_control', ['-d', String(app.pid)]);
   await sleep(1000);
   await app.stop('SIGKILL', 5000);
-  const dump = fs.readdirSync(dir).find((f) => f.startsWith(`${name}.`) && f.endsWith('.1'));
-  const text = dump ? fs.readFileSync(path.join(dir, dump), 'utf8') : '';
+  // valgrind's %p is the pid node was started with: the same configuration may run twice at once.
+  const dump = path.join(dir, `${name}.${app.pid}.1`);
+  const text = fs.existsSync(dump) ? fs.readFileSync(dump, 'utf8') : '';
   const total = Number((text.match(/^(?:summary|totals): (\d+)/m) ?? [])[1]);
   if (!Number.isFinite(total)) throw new Error(`${name}: no callgrind dump; stderr: ${app.stderr.slice(-500)}`);
   return { name, label: config.label, perRequest: total / r.responses, responses: r.responses };

@@ -84,6 +84,24 @@ test('a chain past its length limit is copied, keeping exactly what is visible',
   assert.ok(links <= MAX_LENGTH, `the chain is ${links} links long`);
 });
 
+test('more keys than a chain is long before it is copied: every value still reads as with BaseContext', () => {
+  const keys = Array.from({ length: MAX_LENGTH * 2 }, (_, i) => base.createContextKey(`forktrace.test.many.${i}`));
+  let ctx = chained.ROOT_CONTEXT;
+  let ref = base.ROOT_CONTEXT;
+  for (let round = 0; round < 3; round++) {
+    for (const [i, key] of keys.entries()) {
+      const deleting = round === 1 && i % 3 === 0;
+      ctx = deleting ? ctx.deleteValue(key) : ctx.setValue(key, `${round}.${i}`);
+      ref = deleting ? ref.deleteValue(key) : ref.setValue(key, `${round}.${i}`);
+      assert.deepEqual(
+        keys.map((k) => ctx.getValue(k)),
+        keys.map((k) => ref.getValue(k)),
+        `round ${round}, key ${i}`,
+      );
+    }
+  }
+});
+
 test('contexts of another copy of the API (BaseContext) and chained ones work alongside', () => {
   const [k1, k2] = KEYS;
   // An app's own copy of the API makes a BaseContext; forktrace's code sets values on whatever it gets.

@@ -82,7 +82,7 @@ export function useLeanBinding(manager: AsyncLocalStorageContextManager): boolea
     return make === undefined ? upstreamBind(context, target) : make(store, context, target);
   };
   self._bindFunction = bindFunction;
-  // An emitter upstream's binding already patched (before this call) keeps upstream's methods.
+  // _kOtListeners marks an emitter upstream's binding patched before this call: it keeps upstream's methods.
   if (typeof self._bindEventEmitter === 'function' && typeof self._kOtListeners === 'symbol') {
     self._bindEventEmitter = leanEmitterBinding(bindFunction, self._kOtListeners);
   }
@@ -90,8 +90,7 @@ export function useLeanBinding(manager: AsyncLocalStorageContextManager): boolea
 }
 
 type Listener = (...args: unknown[]) => unknown;
-type Add = (this: Emitter, event: string | symbol, listener: Listener) => unknown;
-type Remove = Add;
+type Method = (this: Emitter, event: string | symbol, listener: Listener) => unknown;
 interface Emitter {
   [BOUND]?: Context;
   rawListeners?(event: string | symbol): Array<Listener & { listener?: Listener & { listener?: Listener } }>;
@@ -115,64 +114,59 @@ function leanEmitterBinding(
 ): (context: Context, emitter: Emitter) => Emitter {
   // Set while an original add runs: Node's `once` adds its own wrapper through `this.on`.
   let adding = false;
-  const adders = new Map<Add, Add>();
-  const removers = new Map<Remove, Remove>();
-
-  const adder = (original: Add): Add => {
-    let patched = adders.get(original);
-    if (patched === undefined) {
-      patched = function (this: Emitter, event, listener) {
-        const context = this[BOUND];
-        if (adding || context === undefined || typeof listener !== 'function') {
-          return original.call(this, event, listener);
-        }
-        const wrapper = bindFunction(context, listener as Fn) as Listener & { listener?: Listener };
-        wrapper.listener = listener;
-        adding = true;
-        try {
-          return original.call(this, event, wrapper);
-        } finally {
-          adding = false;
-        }
-      };
-      adders.set(original, patched);
-    }
+  // One patched method per original method (a handful: EventEmitter's, Readable's, ...), shared by
+  // every emitter bound.
+  const patchedMethods = new Map<Method, Method>();
+  const patchedFor = (original: Method, patch: (original: Method) => Method): Method => {
+    let patched = patchedMethods.get(original);
+    if (patched === undefined) patchedMethods.set(original, (patched = patch(original)));
     return patched;
   };
+
+  const adder = (original: Method): Method =>
+    function (this: Emitter, event, listener) {
+      const context = this[BOUND];
+      if (adding || context === undefined || typeof listener !== 'function') {
+        return original.call(this, event, listener);
+      }
+      const wrapper = bindFunction(context, listener as Fn) as Listener & { listener?: Listener };
+      wrapper.listener = listener;
+      adding = true;
+      try {
+        return original.call(this, event, wrapper);
+      } finally {
+        adding = false;
+      }
+    };
 
   // Node finds a wrapper by its `listener`, except under its own `once` wrapper, whose `listener`
   // is this binding's wrapper: when Node removed nothing, that one is looked for and removed by
   // its wrapper. (Node's own `once` wrapper removes itself through here each time it fires.)
-  const remover = (original: Remove): Remove => {
-    let patched = removers.get(original);
-    if (patched === undefined) {
-      patched = function (this: Emitter, event, listener) {
-        const count = typeof this.listenerCount === 'function' ? this.listenerCount(event) : undefined;
-        const out = original.call(this, event, listener);
-        if (count === undefined || typeof listener !== 'function' || this.listenerCount!(event) !== count) return out;
-        const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : [];
-        for (let i = raw.length - 1; i >= 0; i--) {
-          const entry = raw[i]!;
-          if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
-        }
-        return out;
-      };
-      removers.set(original, patched);
-    }
-    return patched;
-  };
+  const remover = (original: Method): Method =>
+    function (this: Emitter, event, listener) {
+      const count = typeof this.listenerCount === 'function' ? this.listenerCount(event) : undefined;
+      const out = original.call(this, event, listener);
+      if (count === undefined || typeof listener !== 'function' || this.listenerCount!(event) !== count) return out;
+      const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : [];
+      for (let i = raw.length - 1; i >= 0; i--) {
+        const entry = raw[i]!;
+        if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
+      }
+      return out;
+    };
 
   return (context, emitter) => {
     if (emitter[BOUND] !== undefined || (emitter as Record<symbol, unknown>)[upstreamMark] !== undefined)
       return emitter;
     emitter[BOUND] = context;
-    for (const name of ADD_METHODS) {
-      const original = emitter[name];
-      if (typeof original === 'function') emitter[name] = adder(original as Add);
-    }
-    for (const name of REMOVE_METHODS) {
-      const original = emitter[name];
-      if (typeof original === 'function') emitter[name] = remover(original as Remove);
+    for (const [names, patch] of [
+      [ADD_METHODS, adder],
+      [REMOVE_METHODS, remover],
+    ] as const) {
+      for (const name of names) {
+        const original = emitter[name];
+        if (typeof original === 'function') emitter[name] = patchedFor(original as Method, patch);
+      }
     }
     return emitter;
   };

@@ -30,10 +30,11 @@ export const MAX_LENGTH = 24;
 
 class ChainedContext implements Context {
   constructor(
-    private readonly parent: ChainedContext | undefined,
-    private readonly key: symbol,
-    private readonly value: unknown,
-    private readonly length: number,
+    readonly parent: ChainedContext | undefined,
+    readonly key: symbol,
+    readonly value: unknown,
+    /** Links from here to the root, this one included. */
+    readonly length: number,
   ) {}
 
   getValue(key: symbol): unknown {
@@ -51,28 +52,21 @@ class ChainedContext implements Context {
   deleteValue(key: symbol): Context {
     return link(this, key, DELETED);
   }
-
-  /** The visible values, oldest first (for the copy of a long chain). */
-  static visible(from: ChainedContext | undefined): Array<[symbol, unknown]> {
-    const newest = new Map<symbol, unknown>();
-    for (let c = from; c !== undefined; c = c.parent) if (!newest.has(c.key)) newest.set(c.key, c.value);
-    return [...newest].filter(([, value]) => value !== DELETED).reverse();
-  }
-
-  static of(parent: ChainedContext | undefined, key: symbol, value: unknown): ChainedContext {
-    return new ChainedContext(parent, key, value, parent === undefined ? 1 : parent.length + 1);
-  }
-
-  get size(): number {
-    return this.length;
-  }
 }
 
 function link(parent: ChainedContext | undefined, key: symbol, value: unknown): ChainedContext {
-  if (parent === undefined || parent.size < MAX_LENGTH) return ChainedContext.of(parent, key, value);
+  if (parent === undefined) return new ChainedContext(undefined, key, value, 1);
+  if (parent.length < MAX_LENGTH) return new ChainedContext(parent, key, value, parent.length + 1);
+  // The newest entry of each other key, oldest first, without the deleted ones.
+  const newest = new Map<symbol, unknown>();
+  for (let c: ChainedContext | undefined = parent; c !== undefined; c = c.parent) {
+    if (c.key !== key && !newest.has(c.key)) newest.set(c.key, c.value);
+  }
+  // Built link by link: with more keys than MAX_LENGTH the copy is longer, and the next set copies again.
   let copy: ChainedContext | undefined;
-  for (const [k, v] of ChainedContext.visible(parent)) if (k !== key) copy = ChainedContext.of(copy, k, v);
-  return ChainedContext.of(copy, key, value);
+  let length = 0;
+  for (const [k, v] of [...newest].reverse()) if (v !== DELETED) copy = new ChainedContext(copy, k, v, ++length);
+  return new ChainedContext(copy, key, value, length + 1);
 }
 
 /** The members of ROOT_CONTEXT this replaces: own properties of BaseContext instances (api 1.x). */
@@ -87,13 +81,19 @@ interface Root {
  */
 export function chainContextsFrom(root: Context): boolean {
   const r = root as unknown as Root;
-  const setValue = (key: symbol, value: unknown): Context => ChainedContext.of(undefined, key, value);
+  const upstream = { setValue: r.setValue, deleteValue: r.deleteValue };
+  const setValue = (key: symbol, value: unknown): Context => link(undefined, key, value);
   // Nothing is set on the root: deleting leaves it as it is.
   const deleteValue = (): Context => root;
   try {
     r.setValue = setValue;
     r.deleteValue = deleteValue;
   } catch {
+    try {
+      Object.assign(r, upstream);
+    } catch {
+      // what could not be replaced is still upstream's
+    }
     return false;
   }
   return r.setValue === setValue && r.deleteValue === deleteValue;

@@ -9,8 +9,8 @@
  *    `exception` event (recorded by `uncaughtExceptionMonitor`, which runs before Node's own
  *    handling and, unlike an `uncaughtException` listener, changes nothing in it: pm2's
  *    ProcessContainer exits the worker only when its own listener is the only one);
- * 2. every span queued or in flight is serialized as the exporter would (span-bytes.ts serializeEncoded), and
- *    gzipped;
+ * 2. every span queued or in flight is serialized and gzipped as the exporter would (span-bytes.ts
+ *    requestBody);
  * 3. `send`: a short-lived sender process (dist/worker/exit-sender.js) run by `spawnSync` posts it, within
  *    what is left of `shutdownTimeoutMillis`; what it cannot deliver, and everything in `spool`
  *    mode, is written to the spool (src/worker/spool.ts) for the next start of the service.
@@ -34,7 +34,7 @@ import type { QueuedSpan } from './exporter';
 import type { Logger } from './log';
 import { exitMessages, spoolMessages } from './messages';
 import { errorText, SENDER_EXIT_CODE, type PostOutcome, type PostTarget } from './otlp-post';
-import { serializeEncoded, type EncodedSpan } from './span-bytes';
+import { requestBody, type EncodedSpan } from './span-bytes';
 import { deliverSpool, serviceDir, writeSpoolSync } from './spool';
 
 /** Set on every span the exit ended: it did not end by itself. */
@@ -330,10 +330,10 @@ function deliverSpansAtExit(
     if (fresh.length > 0) exporter.export(fresh as ReadableSpan[], () => undefined);
   }
   if (otlp.length === 0) return;
-  const raw = serializeEncoded(otlp);
-  if (raw === undefined) return;
-  const body = config.compression === 'gzip' ? zlib.gzipSync(raw) : raw;
-  const encoding = config.compression === 'gzip' ? 'gzip' : 'identity';
+  const gzip = config.compression === 'gzip';
+  const body = requestBody(otlp, gzip);
+  if (body === undefined) return;
+  const encoding = gzip ? 'gzip' : 'identity';
 
   let why: string | undefined;
   if (config.exitDelivery === 'send') {

@@ -1,4 +1,3 @@
-import * as zlib from 'node:zlib';
 import { createNoopMeter, TraceFlags, type Counter, type Meter, type MeterProvider } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase, OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
@@ -13,7 +12,7 @@ import {
 import type { BatchConfig, ResolvedConfig } from '../config/types';
 import type { ExportStats } from '../types';
 import { readCa } from './otlp-post';
-import { encodeSpan, serializeEncoded, type EncodedSpan } from './span-bytes';
+import { encodeSpan, requestBody, type EncodedSpan } from './span-bytes';
 import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from './trace-transformer';
 import { UPSTREAM_TEXT } from './upstream';
 import { ExportTimeoutError, WireWatch, type Abandonable } from './wire-watch';
@@ -50,7 +49,7 @@ class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Aband
 
   constructor(private readonly config: ResolvedConfig) {
     const gzip = config.compression === 'gzip';
-    // The body is compressed once, by the serializer (gzipSerializer); the transport sends it as is.
+    // The body is compressed once, by the serializer; the transport sends it as it gets it.
     const headers = {
       ...config.headers,
       'Content-Type': 'application/x-protobuf',
@@ -73,7 +72,7 @@ class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Aband
           compression: 'none',
           agentFactory: wire.agentFactory(httpAgentFactoryFromOptions(agentOptions)),
         },
-        gzip ? GzipEncodedSerializer : EncodedSerializer,
+        serializer(gzip),
         'otlp_http_span_exporter',
         // Upstream's helper, counting encoded spans instead of the SDK's.
         { ...TraceExporterMetricsHelper, countItems: (spans: EncodedSpan[]) => spans.length },
@@ -112,32 +111,14 @@ class OtlpProtoExporter extends OTLPExporterBase<EncodedSpan[]> implements Aband
   }
 }
 
-/** The request body of a batch of spans encoded when they ended (src/worker/span-bytes.ts). */
-const EncodedSerializer = {
-  serializeRequest: (spans: EncodedSpan[]) => serializeEncoded(spans),
+/**
+ * The request body of a batch of spans encoded when they ended (span-bytes.ts `requestBody`),
+ * gzipped once when the batch is serialized: the retries of an export send these bytes again.
+ */
+const serializer = (gzip: boolean) => ({
+  serializeRequest: (spans: EncodedSpan[]) => requestBody(spans, gzip),
   deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
-};
-
-/**
- * gzip's fastest level. Upstream's transport pipes the body through a gzip stream at the default
- * level (6), in 16 KB chunks on the thread pool: on Node 24 that was about 12 % of the
- * instructions tracing added to a /hello request (BENCHMARKS.md). Level 1 in one call takes about
- * half the CPU for 4 % more bytes on the wire (a span's bytes repeat within a batch: trace ids,
- * attribute names, the resource).
- */
-export const GZIP_LEVEL = zlib.constants.Z_BEST_SPEED;
-
-/**
- * The same body, gzip-compressed in one call when the batch is serialized. The retries of an
- * export send these bytes again instead of compressing anew.
- */
-const GzipEncodedSerializer = {
-  serializeRequest: (spans: EncodedSpan[]) => {
-    const body = serializeEncoded(spans);
-    return body === undefined ? undefined : zlib.gzipSync(body, { level: GZIP_LEVEL });
-  },
-  deserializeResponse: EncodedSerializer.deserializeResponse,
-};
+});
 
 export const zeroExportStats = (): ExportStats => ({ exported: 0, delivered: 0, failed: 0, queueFull: 0, dropped: 0 });
 
