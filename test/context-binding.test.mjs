@@ -5,7 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import * as http from 'node:http';
 import { createRequire } from 'node:module';
+import * as net from 'node:net';
+import { Readable } from 'node:stream';
 
 const require = createRequire(import.meta.url);
 const { ROOT_CONTEXT, createContextKey } = require('@opentelemetry/api');
@@ -93,8 +96,8 @@ test("a bound emitter: listeners run in the bound context and can be removed by 
  * call of a listener (its event, argument and the context it ran in), the listeners left, and the
  * 'removeListener' events.
  */
-function emitterStory(manager) {
-  const ee = manager.bind(inside, new EventEmitter());
+function emitterStory(manager, make = () => new EventEmitter()) {
+  const ee = manager.bind(inside, make());
   const calls = [];
   const seen = (name) => (x) => calls.push([name, x, manager.active().getValue(KEY) ?? 'root']);
   const onA = seen('onA');
@@ -141,6 +144,63 @@ test('a bound emitter: on, once, prepend, off and removeAll behave as upstream, 
     story.calls.length > 8 && story.calls.every(([, , value]) => value === 'inside'),
     JSON.stringify(story.calls),
   );
+});
+
+/** Emitters of the kinds a traced request binds: Node's HTTP messages get the patched methods from their prototype. */
+const EMITTERS = {
+  IncomingMessage: () => new http.IncomingMessage(new net.Socket()),
+  ServerResponse: () => new http.ServerResponse(new http.IncomingMessage(new net.Socket())),
+  OutgoingMessage: () => new http.OutgoingMessage(),
+};
+
+for (const [kind, make] of Object.entries(EMITTERS)) {
+  test(`a bound ${kind}: on, once, prepend, off and removeAll behave as upstream, in the bound context`, () => {
+    const { upstream, lean } = managers();
+    const story = emitterStory(lean, make);
+    assert.deepEqual(story, emitterStory(upstream, make));
+    assert.ok(
+      story.calls.length > 8 && story.calls.every(([, , value]) => value === 'inside'),
+      JSON.stringify(story.calls),
+    );
+  });
+}
+
+test('an HTTP message gets no methods of its own when bound; one not bound runs its listeners where they are emitted', () => {
+  const { lean } = managers();
+  const bound = lean.bind(inside, EMITTERS.IncomingMessage());
+  const names = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener', 'removeListener', 'off'];
+  assert.deepEqual(
+    names.filter((name) => Object.hasOwn(bound, name)),
+    [],
+  );
+  const free = EMITTERS.ServerResponse();
+  const where = [];
+  const listener = () => where.push(lean.active().getValue(KEY) ?? 'root');
+  lean.with(inside, () => free.on('x', listener));
+  lean.with(ROOT_CONTEXT.setValue(KEY, 'emitter'), () => free.emit('x'));
+  assert.deepEqual(where, ['emitter']);
+  assert.deepEqual(free.rawListeners('x'), [listener]);
+  free.off('x', listener);
+  assert.equal(free.listenerCount('x'), 0);
+});
+
+test("a bound HTTP message calls what Readable's `on` is at the time, as an unbound one does", () => {
+  const { lean } = managers();
+  const message = lean.bind(inside, EMITTERS.IncomingMessage());
+  const free = EMITTERS.IncomingMessage();
+  const original = Readable.prototype.on;
+  const events = [];
+  Readable.prototype.on = function (event, listener) {
+    events.push(event);
+    return original.call(this, event, listener);
+  };
+  try {
+    message.on('late', () => {});
+    free.on('free', () => {});
+  } finally {
+    Readable.prototype.on = original;
+  }
+  assert.deepEqual(events, ['late', 'free']);
 });
 
 test("a bound emitter lists the app's own listeners, and removes a wrapped `once` by the app's function", () => {

@@ -15,7 +15,8 @@
  * Here the store is entered with `Reflect.apply` as the callback (no bind, no closure per call),
  * and a wrapper for a function of up to three parameters is made with that many, so that its
  * `length` is right without redefining it. A bound emitter gets the context under a symbol and
- * shared methods that read it; each wrapper names its listener as `listener`, as Node's own
+ * shared methods that read it: an HTTP request or response from its prototype, patched once,
+ * any other emitter as its own. Each wrapper names its listener as `listener`, as Node's own
  * `once` wrappers do, so that Node's removeListener finds it by the app's function without a map.
  * Listed in upstream.ts.
  */
@@ -91,29 +92,106 @@ export function useLeanBinding(manager: AsyncLocalStorageContextManager): boolea
 
 type Listener = (...args: unknown[]) => unknown;
 type Method = (this: Emitter, event: string | symbol, listener: Listener) => unknown;
+type BindFunction = (context: Context, target: Fn) => Fn;
 interface Emitter {
   [BOUND]?: Context;
+  [BINDER]?: BindFunction;
+  [PATCHED_PROTOTYPE]?: true;
   rawListeners?(event: string | symbol): Array<Listener & { listener?: Listener & { listener?: Listener } }>;
   listenerCount?(event: string | symbol): number;
   [method: string]: unknown;
 }
 
-/** Where a bound emitter keeps its context. */
+/** Where a bound emitter keeps its context, and the binding (of its manager) its listeners get. */
 const BOUND = Symbol('forktrace.boundContext');
+const BINDER = Symbol('forktrace.binder');
+/** Set on a prototype whose add and remove methods are already the patched ones. */
+const PATCHED_PROTOTYPE = Symbol('forktrace.patchedPrototype');
 const ADD_METHODS = ['addListener', 'on', 'once', 'prependListener', 'prependOnceListener'] as const;
 const REMOVE_METHODS = ['removeListener', 'off'] as const;
 
+// Set while an original add runs: Node's `once` adds its own wrapper through `this.on`.
+let adding = false;
+
+/** An add method that binds a listener added to a bound emitter, then adds it with `original`. */
+const adder = (original: Method): Method =>
+  function (this: Emitter, event, listener) {
+    const context = this[BOUND];
+    if (adding || context === undefined || typeof listener !== 'function') {
+      return original.call(this, event, listener);
+    }
+    const wrapper = this[BINDER]!(context, listener as Fn) as Listener & { listener?: Listener };
+    wrapper.listener = listener;
+    adding = true;
+    try {
+      return original.call(this, event, wrapper);
+    } finally {
+      adding = false;
+    }
+  };
+
+// Node finds a wrapper by its `listener`, except under its own `once` wrapper, whose `listener`
+// is this binding's wrapper: when Node removed nothing, that one is looked for and removed by
+// its wrapper. (Node's own `once` wrapper removes itself through here each time it fires.)
+const remover = (original: Method): Method =>
+  function (this: Emitter, event, listener) {
+    if (this[BOUND] === undefined) return original.call(this, event, listener);
+    const count = typeof this.listenerCount === 'function' ? this.listenerCount(event) : undefined;
+    const out = original.call(this, event, listener);
+    if (count === undefined || typeof listener !== 'function' || this.listenerCount!(event) !== count) return out;
+    const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : [];
+    for (let i = raw.length - 1; i >= 0; i--) {
+      const entry = raw[i]!;
+      if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
+    }
+    return out;
+  };
+
+const PATCHES: ReadonlyArray<readonly [readonly string[], (original: Method) => Method]> = [
+  [ADD_METHODS, adder],
+  [REMOVE_METHODS, remover],
+];
+
 /**
- * upstream's `_bindEventEmitter`, with one context property and shared methods per emitter instead
- * of eight closures, and no listener map: a listener added to a bound emitter is bound to the
- * emitter's context (the first it was bound to), and its wrapper carries it as `listener`.
+ * Gives the prototypes of Node's HTTP messages (the server's request and response, the client's
+ * request and response) the patched methods, once per process. Binding one of those messages is
+ * then two property stores: patching seven methods onto each request and response was about a
+ * third of what an unsampled request cost over untraced (BENCHMARKS.md, change 12). A message that
+ * is not bound pays one property read per listener added or removed. A method the prototype
+ * inherits is looked up at each call, so a later patch of Readable or EventEmitter still applies.
+ */
+function patchHttpPrototypes(): void {
+  const http = require('node:http') as typeof import('node:http');
+  for (const proto of [http.IncomingMessage.prototype, http.OutgoingMessage.prototype] as unknown as Emitter[]) {
+    if (Object.prototype.hasOwnProperty.call(proto, PATCHED_PROTOTYPE)) continue;
+    for (const [names, patch] of PATCHES) {
+      for (const name of names) {
+        const own = Object.prototype.hasOwnProperty.call(proto, name) ? proto[name] : undefined;
+        const original: Method =
+          typeof own === 'function'
+            ? (own as Method)
+            : function (this: Emitter, event, listener) {
+                return (Object.getPrototypeOf(proto) as Record<string, Method>)[name]!.call(this, event, listener);
+              };
+        Object.defineProperty(proto, name, { value: patch(original), writable: true, configurable: true });
+      }
+    }
+    Object.defineProperty(proto, PATCHED_PROTOTYPE, { value: true });
+  }
+}
+let httpPrototypesPatched = false;
+
+/**
+ * upstream's `_bindEventEmitter`, with a context property instead of eight closures per emitter,
+ * and no listener map: a listener added to a bound emitter is bound to the emitter's context (the
+ * first it was bound to), and its wrapper carries it as `listener`. An HTTP message gets the
+ * patched methods from its prototype; any other emitter gets them as its own, one shared function
+ * per original method.
  */
 function leanEmitterBinding(
-  bindFunction: (context: Context, target: Fn) => Fn,
+  bindFunction: BindFunction,
   upstreamMark: symbol,
 ): (context: Context, emitter: Emitter) => Emitter {
-  // Set while an original add runs: Node's `once` adds its own wrapper through `this.on`.
-  let adding = false;
   // One patched method per original method (a handful: EventEmitter's, Readable's, ...), shared by
   // every emitter bound.
   const patchedMethods = new Map<Method, Method>();
@@ -123,46 +201,17 @@ function leanEmitterBinding(
     return patched;
   };
 
-  const adder = (original: Method): Method =>
-    function (this: Emitter, event, listener) {
-      const context = this[BOUND];
-      if (adding || context === undefined || typeof listener !== 'function') {
-        return original.call(this, event, listener);
-      }
-      const wrapper = bindFunction(context, listener as Fn) as Listener & { listener?: Listener };
-      wrapper.listener = listener;
-      adding = true;
-      try {
-        return original.call(this, event, wrapper);
-      } finally {
-        adding = false;
-      }
-    };
-
-  // Node finds a wrapper by its `listener`, except under its own `once` wrapper, whose `listener`
-  // is this binding's wrapper: when Node removed nothing, that one is looked for and removed by
-  // its wrapper. (Node's own `once` wrapper removes itself through here each time it fires.)
-  const remover = (original: Method): Method =>
-    function (this: Emitter, event, listener) {
-      const count = typeof this.listenerCount === 'function' ? this.listenerCount(event) : undefined;
-      const out = original.call(this, event, listener);
-      if (count === undefined || typeof listener !== 'function' || this.listenerCount!(event) !== count) return out;
-      const raw = typeof this.rawListeners === 'function' ? this.rawListeners(event) : [];
-      for (let i = raw.length - 1; i >= 0; i--) {
-        const entry = raw[i]!;
-        if (entry.listener?.listener === listener) return original.call(this, event, entry.listener);
-      }
-      return out;
-    };
-
   return (context, emitter) => {
     if (emitter[BOUND] !== undefined || (emitter as Record<symbol, unknown>)[upstreamMark] !== undefined)
       return emitter;
+    if (!httpPrototypesPatched) {
+      httpPrototypesPatched = true;
+      patchHttpPrototypes();
+    }
     emitter[BOUND] = context;
-    for (const [names, patch] of [
-      [ADD_METHODS, adder],
-      [REMOVE_METHODS, remover],
-    ] as const) {
+    emitter[BINDER] = bindFunction;
+    if (emitter[PATCHED_PROTOTYPE] === true) return emitter;
+    for (const [names, patch] of PATCHES) {
       for (const name of names) {
         const original = emitter[name];
         if (typeof original === 'function') emitter[name] = patchedFor(original as Method, patch);
