@@ -268,6 +268,28 @@ const CHECKS = {
     assert.equal(leanEmitter[lean._kOtListeners], undefined, 'bind() no longer calls this._bindEventEmitter');
     assert.ok(Object.hasOwn(leanEmitter, 'on'), "forktrace's binding did not patch the emitter");
   },
+  "sdk-trace Tracer.startSpan: a root span's trace id from the provider's idGenerator, no metrics without a meterProvider": () => {
+    const { TracerProvider } = require('@opentelemetry/sdk-trace');
+    const { HandOverIdGenerator } = require('../dist/worker/dropped-spans.js');
+    const { ROOT_CONTEXT, trace } = require('@opentelemetry/api');
+    const ids = new HandOverIdGenerator();
+    const tracer = new TracerProvider({ idGenerator: ids }).getTracer('upstream-test');
+    const handed = '0123456789abcdef0123456789abcdef';
+    ids.handOver(handed);
+    const root = tracer.startSpan('root');
+    assert.equal(root.spanContext().traceId, handed, 'startSpan no longer takes a root trace id from idGenerator.generateTraceId');
+    assert.notEqual(tracer.startSpan('next').spanContext().traceId, handed, 'startSpan takes the trace id more than once');
+    // A child keeps its parent's trace id and leaves a handed-over id alone.
+    const parent = trace.setSpan(ROOT_CONTEXT, tracer.startSpan('parent'));
+    ids.handOver(handed);
+    const child = tracer.startSpan('child', {}, parent);
+    assert.notEqual(child.spanContext().traceId, handed, 'a child span took the handed-over trace id');
+    assert.equal(tracer.startSpan('root').spanContext().traceId, handed, 'a child span used up the handed-over trace id');
+    // The tracer's started-span counter must be a no-op without a meterProvider: dropped server spans skip it.
+    const counter = tracer._tracerMetrics?.startedSpans;
+    assert.ok(counter, 'the tracer no longer has _tracerMetrics.startedSpans; re-read how it counts spans');
+    assert.equal(counter.constructor.name.startsWith('Noop'), true, 'the tracer counts spans without a meterProvider');
+  },
   'api ROOT_CONTEXT setValue and deleteValue': () => {
     // A copy of the installed API this process has not touched: its files loaded anew.
     const fresh = freshApi();

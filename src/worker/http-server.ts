@@ -45,6 +45,7 @@ import {
   HTTP_REQUEST_METHOD_VALUE_OTHER,
 } from '@opentelemetry/semantic-conventions';
 import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
+import type { ServerSpanStarter } from './dropped-spans';
 import { redactUrlAttributes } from './redact-url';
 
 /** The helpers of instrumentation-http's utils file this handler calls. */
@@ -100,7 +101,12 @@ export const INCOMING_REQUEST_FUNCTION = '_incomingRequestFunction';
  * not sampled are `measured` (metrics), such a request gets only its place in the trace: the
  * context that tells what it calls that it is not sampled, bound to the request and response.
  */
-export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: HttpUtils, measured: boolean): void {
+export function useLeanServerPatch(
+  instrumentation: HttpInstrumentation,
+  utils: HttpUtils,
+  measured: boolean,
+  serverSpans?: ServerSpanStarter,
+): void {
   const self = instrumentation as unknown as Instrumentation;
   (instrumentation as unknown as Record<string, unknown>)[INCOMING_REQUEST_FUNCTION] = (
     component: 'http' | 'https',
@@ -113,6 +119,7 @@ export function useLeanServerPatch(instrumentation: HttpInstrumentation, utils: 
         utils,
         component,
         measured,
+        serverSpans,
         original,
         this,
         args[0] as IncomingMessage,
@@ -144,6 +151,7 @@ function incomingRequest(
   utils: HttpUtils,
   component: 'http' | 'https',
   measured: boolean,
+  serverSpans: ServerSpanStarter | undefined,
   original: Emit,
   server: unknown,
   request: IncomingMessage,
@@ -161,7 +169,7 @@ function incomingRequest(
   const method = request.method || 'GET';
   const parent = propagation.extract(ROOT_CONTEXT, request.headers);
   const startTime = hrTime();
-  const span = startServerSpan(self, config, method, parent);
+  const span = startServerSpan(self, config, method, parent, serverSpans);
   const recording = span.isRecording();
   // Only a span that `_closeHttpSpan` will close goes in its WeakSet: adding the others cost about
   // 2 % of busy time at 1 % sampled, and each entry is work for the GC until the span is freed.
@@ -223,13 +231,15 @@ function incomingRequest(
 
 /**
  * upstream's `_startHttpSpan` for a server span (`requireParentforIncomingSpans` included),
- * without adding the span to `_spanNotEnded`: the caller does, for a span that will be closed.
+ * without adding the span to `_spanNotEnded`: the caller does, for a span that will be closed. A
+ * span the sampler drops is made by `serverSpans` (dropped-spans.ts) when given.
  */
 function startServerSpan(
   self: Instrumentation,
   config: HttpInstrumentationConfig,
   method: string,
   parent: Context,
+  serverSpans: ServerSpanStarter | undefined,
 ): Span {
   if (config.requireParentforIncomingSpans === true) {
     const current = trace.getSpan(parent);
@@ -237,6 +247,7 @@ function startServerSpan(
       return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
     if (current.spanContext().isRemote) return current;
   }
+  if (serverSpans !== undefined) return serverSpans.start(self.tracer, method, parent);
   return self.tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
 }
 

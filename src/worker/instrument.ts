@@ -38,6 +38,7 @@ import { describeExportError } from './diagnose';
 import { CountingExporter, countingBatchProcessor, createExporters, queuedSpans, zeroExportStats } from './exporter';
 import type { EncodedSpan } from './span-bytes';
 import { deliverSpoolAtStart, installExitDelivery, OpenSpans } from './exit';
+import { HandOverIdGenerator, ServerSpanStarter } from './dropped-spans';
 import { createInstrumentations, modulesLoadedTooEarly, QueryRedactingProcessor } from './instrumentations';
 import { installStopHooks, type FlushParts } from './lifecycle';
 import { diagLevel, Logger } from './log';
@@ -214,7 +215,7 @@ function start(
   const unregister = registerInstrumentations({
     tracerProvider: provider,
     ...(metrics ? { meterProvider: metrics.provider } : {}),
-    instrumentations: createInstrumentations(config),
+    instrumentations: createInstrumentations(config, pipeline.serverSpans),
   });
 
   const statsNow = (): SpanStats => ({
@@ -405,6 +406,8 @@ interface Pipeline {
   /** The spans still open, for an exit to end; only when exits deliver. */
   open?: OpenSpans;
   batchers: BatchSpanProcessor[];
+  /** Server spans, started with the provider's sampler and ids. */
+  serverSpans: ServerSpanStarter;
 }
 
 /** The provider: SQL redaction, the end counter, the open-span set, one batch processor per exporter. */
@@ -418,12 +421,16 @@ function buildProvider(
   // With no exporter an exit has nothing to deliver, and the list would cost every span a slot.
   const open = config.exitDelivery !== 'off' && exporters.length > 0 ? new OpenSpans() : undefined;
   const batchers = exporters.map((e) => countingBatchProcessor(e, config.batch, stats, e.isOtlp));
+  const ids = new HandOverIdGenerator();
+  const chosen = sampler(config);
+  // No meterProvider: the ServerSpanStarter's dropped spans would be missing from the tracer's own metrics.
   const provider = new TracerProvider({
     resource,
-    sampler: sampler(config),
+    sampler: chosen,
+    idGenerator: ids,
     spanProcessors: [new QueryRedactingProcessor(), counter, ...(open ? [open] : []), ...batchers],
   });
-  return { provider, counter, ...(open ? { open } : {}), batchers };
+  return { provider, counter, ...(open ? { open } : {}), batchers, serverSpans: new ServerSpanStarter(chosen, ids) };
 }
 
 /** What an exit that cannot wait has to deliver: in flight and queued, the OTLP exporters' apart. */

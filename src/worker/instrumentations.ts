@@ -8,6 +8,7 @@ import { replaceSingleton, shareVersionLookups, type SingletonClass } from './mo
 import { notRecording } from './not-recording';
 import { redactUrlAttributes } from './redact-url';
 import type { ExpressUtils } from './express-layer';
+import type { ServerSpanStarter } from './dropped-spans';
 import type { HttpUtils } from './http-server';
 import { onUntracedServer } from './untraced-servers';
 import { withHelpers } from './upstream';
@@ -91,7 +92,7 @@ function skipQueriesNotRecorded(instrumentation: Instrumentation): void {
  * Creates and enables the instrumentations. They patch modules through require/import hooks, so
  * only modules loaded after this call are traced.
  */
-export function createInstrumentations(config: ResolvedConfig): Instrumentation[] {
+export function createInstrumentations(config: ResolvedConfig, serverSpans?: ServerSpanStarter): Instrumentation[] {
   // Before the first instrumentation exists: it makes upstream's require hook (module-hook.ts).
   const hook = replaceSingleton(upstreamUtils().requireSingleton?.RequireInTheMiddleSingleton as SingletonClass);
   const out: Instrumentation[] = [];
@@ -126,7 +127,7 @@ export function createInstrumentations(config: ResolvedConfig): Instrumentation[
     if (config.httpPatch === 'forktrace') {
       const { HTTP_UTILS_NAMES, useLeanServerPatch } = require('./http-server') as typeof import('./http-server');
       const utils = withHelpers<HttpUtils>(upstreamUtils().httpUtils, HTTP_UTILS_NAMES);
-      if (utils !== undefined) useLeanServerPatch(instrumentation, utils, measured);
+      if (utils !== undefined) useLeanServerPatch(instrumentation, utils, measured, serverSpans);
     }
     out.push(instrumentation);
   }

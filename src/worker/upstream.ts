@@ -184,6 +184,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "context-binding.ts replaces the private _bindEventEmitter (which `bind` calls as `this._bindEventEmitter` for an EventEmitter) with one that keeps the context on the emitter and binds listeners without a closure per method or a map per event, and reads _kOtListeners to leave alone an emitter upstream's binding already patched; if either is gone, upstream's emitter binding stays",
   },
   {
+    name: "sdk-trace Tracer.startSpan: a root span's trace id from the provider's idGenerator, no metrics without a meterProvider",
+    ...SDK_TRACE,
+    why: "dropped-spans.ts makes a server span its sampler drops itself, and hands the trace id the sampler saw to the provider's id generator for a span it keeps; it relies on the tracer taking a root span's trace id from the TracerProvider's `idGenerator` option by one generateTraceId call inside startSpan, and on the tracer counting spans only for a provider given a meterProvider. If the id is taken another way, a kept root span would sample a fraction of a fraction: the check fails by name",
+  },
+  {
     name: 'api ROOT_CONTEXT setValue and deleteValue',
     ...API,
     why: "context-chain.ts replaces ROOT_CONTEXT's setValue and deleteValue (own properties of api 1.x's BaseContext) so that every context derived from it is a chain of the values set instead of a copied Map; if they cannot be replaced, contexts stay BaseContexts",
