@@ -6,7 +6,8 @@
  * with `new URL`, the Host and Forwarded headers, the SDK's attribute checks), so a request that is
  * not sampled pays for attributes nobody keeps. On Node 24 that was about a quarter of what
  * tracing adds to a request at 1 % sampling (BENCHMARKS.md). Here the span starts bare; only a
- * recording span gets the attributes, from upstream's own helper, and a span that does not record
+ * recording span gets the attributes, from upstream's own helper (or, for a plain request, the
+ * same attributes without its URL parse: request-attributes.ts), and a span that does not record
  * gets the few the request-duration metric needs.
  *
  * The rest is upstream's, step for step: the ignore hook, extraction of the parent, the RPC
@@ -47,19 +48,11 @@ import {
 import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
 import type { ServerSpanStarter } from './dropped-spans';
 import { redactUrlAttributes } from './redact-url';
+import { fastRequestAttributes, type RequestAttributeOptions } from './request-attributes';
 
 /** The helpers of instrumentation-http's utils file this handler calls. */
 export interface HttpUtils {
-  getIncomingRequestAttributes(
-    request: IncomingMessage,
-    options: {
-      component: string;
-      hookAttributes?: Attributes;
-      enableSyntheticSourceDetection: boolean;
-      redactedQueryParams?: string[];
-    },
-    logger: unknown,
-  ): Attributes;
+  getIncomingRequestAttributes(request: IncomingMessage, options: RequestAttributeOptions, logger: unknown): Attributes;
   getIncomingStableRequestMetricAttributesOnResponse(spanAttributes: Attributes): Attributes;
 }
 
@@ -108,6 +101,10 @@ export function useLeanServerPatch(
   serverSpans?: ServerSpanStarter,
 ): void {
   const self = instrumentation as unknown as Instrumentation;
+  const helpers: HttpUtils = {
+    getIncomingRequestAttributes: fastRequestAttributes(utils.getIncomingRequestAttributes),
+    getIncomingStableRequestMetricAttributesOnResponse: utils.getIncomingStableRequestMetricAttributesOnResponse,
+  };
   (instrumentation as unknown as Record<string, unknown>)[INCOMING_REQUEST_FUNCTION] = (
     component: 'http' | 'https',
     original: Emit,
@@ -116,7 +113,7 @@ export function useLeanServerPatch(
       if (event !== 'request') return original.apply(this, [event, ...args]);
       return incomingRequest(
         self,
-        utils,
+        helpers,
         component,
         measured,
         serverSpans,
