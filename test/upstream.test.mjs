@@ -290,6 +290,34 @@ const CHECKS = {
     assert.ok(counter, 'the tracer no longer has _tracerMetrics.startedSpans; re-read how it counts spans');
     assert.equal(counter.constructor.name.startsWith('Noop'), true, 'the tracer counts spans without a meterProvider');
   },
+  'instrumentation-http getIncomingRequestAttributes of a plain request': async () => {
+    const http = require('node:http');
+    const { httpUtils } = require('../dist/worker/upstream-utils.js');
+    const { fastRequestAttributes } = require('../dist/worker/request-attributes.js');
+    const options = { component: 'http', enableSyntheticSourceDetection: false };
+    let calls = 0;
+    const fast = fastRequestAttributes((...args) => {
+      calls++;
+      return httpUtils.getIncomingRequestAttributes(...args);
+    });
+    const server = http.createServer((req, res) => {
+      res.end(JSON.stringify({ ours: fast(req, options, undefined), theirs: httpUtils.getIncomingRequestAttributes(req, options, undefined) }));
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const body = await new Promise((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: server.address().port, path: '/plain/path', headers: { 'user-agent': 'check' } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve(JSON.parse(text)));
+        }).on('error', reject);
+      });
+      assert.equal(calls, 0, "a plain request went to upstream's helper");
+      assert.deepEqual(body.ours, body.theirs, 'upstream computes the attributes of a plain request differently now');
+    } finally {
+      server.close();
+    }
+  },
   'api ROOT_CONTEXT setValue and deleteValue': () => {
     // A copy of the installed API this process has not touched: its files loaded anew.
     const fresh = freshApi();

@@ -172,6 +172,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "http-server.ts replaces the private _incomingRequestFunction (which the http and https patches call as `this._incomingRequestFunction(component, original)` to wrap Server.prototype.emit) with the same steps, the sampler asked first; it starts the span as the private _startHttpSpan does and adds it to the private WeakSet _spanNotEnded only when it will be closed; it calls the private _onServerResponseFinish, _onServerResponseError, _closeHttpSpan, the request/response/start hooks' callers and _headerCapture, and upstream's helpers from dist/utils.cjs by path (upstream-utils.ts). If the helpers move, upstream's own handler stays; if _incomingRequestFunction is renamed, ours is never called and upstream's runs: the same spans, with unsampled requests paying for their attributes",
   },
   {
+    name: 'instrumentation-http getIncomingRequestAttributes of a plain request',
+    ...HTTP_INSTRUMENTATION,
+    why: "request-attributes.ts computes a plain request's server-span attributes itself, as this helper does without its URL parse (test/request-attributes.test.mjs compares the two on many requests); if upstream adds, drops or computes an attribute differently, the check fails by name and the copy must be read again",
+  },
+  {
     name: 'context-async-hooks AsyncLocalStorageContextManager _asyncLocalStorage and _bindFunction',
     package: '@opentelemetry/context-async-hooks',
     checked: '3.1.1',
