@@ -43,12 +43,11 @@ import {
   ATTR_HTTP_ROUTE as ROUTE,
   ATTR_NETWORK_PROTOCOL_VERSION as PROTOCOL_VERSION,
   ATTR_URL_SCHEME as SCHEME,
-  HTTP_REQUEST_METHOD_VALUE_OTHER,
 } from '@opentelemetry/semantic-conventions';
 import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
 import type { ServerSpanStarter } from './dropped-spans';
 import { redactUrlAttributes } from './redact-url';
-import { fastRequestAttributes, type RequestAttributeOptions } from './request-attributes';
+import { fastRequestAttributes, normalizeMethod, type RequestAttributeOptions } from './request-attributes';
 
 /** The helpers of instrumentation-http's utils file this handler calls. */
 export interface HttpUtils {
@@ -125,20 +124,6 @@ export function useLeanServerPatch(
     };
 }
 
-/** The methods the HTTP semantic conventions name; any other is `_OTHER` (upstream's normalizeMethod). */
-const KNOWN_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'CONNECT',
-  'OPTIONS',
-  'TRACE',
-  'PATCH',
-  'QUERY',
-]);
-
 /** The metric attributes of a request nobody measures: never read. */
 const NOT_MEASURED: Attributes = Object.freeze({});
 
@@ -192,11 +177,7 @@ function incomingRequest(
     metricAttributes = { [METHOD]: attributes[METHOD], [SCHEME]: attributes[SCHEME] };
     if (attributes[PROTOCOL_VERSION]) metricAttributes[PROTOCOL_VERSION] = attributes[PROTOCOL_VERSION];
   } else if (measured) {
-    const upper = method.toUpperCase();
-    metricAttributes = {
-      [METHOD]: KNOWN_METHODS.has(upper) ? upper : HTTP_REQUEST_METHOD_VALUE_OTHER,
-      [SCHEME]: component,
-    };
+    metricAttributes = { [METHOD]: normalizeMethod(method), [SCHEME]: component };
     if (request.httpVersion) metricAttributes[PROTOCOL_VERSION] = request.httpVersion;
   }
   const ctx = setRPCMetadata(trace.setSpan(parent, span), { type: RPCType.HTTP, span });

@@ -52,7 +52,7 @@ const PLAIN_PATH = /^\/(?!\/)[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 /** A dot segment, written plainly or percent-encoded (the parser removes both). */
 const DOT_SEGMENT = /\/\.|%2e/i;
 
-/** The methods the HTTP semantic conventions name; any other is `_OTHER` (upstream's normalizeMethod). */
+/** The methods the HTTP semantic conventions name. */
 const KNOWN_METHODS = new Set([
   'GET',
   'HEAD',
@@ -65,6 +65,13 @@ const KNOWN_METHODS = new Set([
   'PATCH',
   'QUERY',
 ]);
+
+/** A request's method as the semantic conventions want it: any method not named there is `_OTHER` (upstream's normalizeMethod). */
+export function normalizeMethod(method: string | undefined | null): string {
+  if (method == null) return 'GET';
+  const upper = method.toUpperCase();
+  return KNOWN_METHODS.has(upper) ? upper : HTTP_REQUEST_METHOD_VALUE_OTHER;
+}
 
 /** Whether `scheme://host` parses, by Host header: a service sees a handful of them. */
 const validBases = new Map<string, boolean>();
@@ -105,8 +112,7 @@ export function fastRequestAttributes(upstream: RequestAttributes): RequestAttri
       return upstream(request, options, logger);
     }
     const { method } = request;
-    const upper = method == null ? 'GET' : method.toUpperCase();
-    const normalized = KNOWN_METHODS.has(upper) ? upper : HTTP_REQUEST_METHOD_VALUE_OTHER;
+    const normalized = normalizeMethod(method);
     // upstream's parseHostHeader for a Host header of one or two parts (a third is an IPv6 address).
     const parts = host.split(':');
     if (parts.length > 2) return upstream(request, options, logger);
