@@ -391,6 +391,31 @@ const CHECKS = {
     const built = builtFiles('@opentelemetry/instrumentation-mysql2').map((f) => fs.readFileSync(f, 'utf8')).join('\n');
     assert.ok(built.includes('this._patchQuery(format, false)'), 'the module patch no longer calls this._patchQuery');
   },
+  "instrumentation-mysql2 wraps a query's callback with this._wrap(arguments, index)": () => {
+    const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
+    const { plainCallbackWraps } = require('../dist/worker/instrumentations.js');
+    const instrumentation = new MySQL2Instrumentation({ enabled: false });
+    plainCallbackWraps(instrumentation);
+    const forktraceWrap = instrumentation._wrap;
+    const calls = [];
+    instrumentation._wrap = function (target, name, wrapper) {
+      calls.push(name);
+      return forktraceWrap.call(this, target, name, wrapper);
+    };
+    let passed;
+    const original = function (...args) {
+      passed = args;
+    };
+    const query = instrumentation._patchQuery(undefined, false)(original);
+    const answers = [];
+    const callback = (...args) => answers.push(args);
+    query.call({ config: {} }, 'SELECT 1', callback);
+    assert.deepEqual(calls, [1], "the query patch no longer wraps the callback through this._wrap(arguments, 1, …)");
+    assert.equal(passed.length, 2);
+    assert.notEqual(passed[1], callback, 'the callback was not wrapped');
+    passed[1](null, [{ one: 1 }], []);
+    assert.deepEqual(answers, [[null, [{ one: 1 }], []]], 'the wrapped callback does not call the app with what it got');
+  },
   'otlp-transformer trace files': () => {
     const { TRACE_TRANSFORMER_FILES, ProtobufTraceSerializer, TraceExporterMetricsHelper } = require('../dist/worker/trace-transformer.js');
     const dist = path.dirname(require.resolve('@opentelemetry/otlp-transformer'));

@@ -211,6 +211,12 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "instrumentations.ts wraps the private _patchQuery(format, isPrepared) (which the module patch calls as `this._patchQuery(format, …)` for query and execute) so that a query inside a request that is not sampled runs the original; if it is gone, upstream's patch runs for every query, as before",
   },
   {
+    name: "instrumentation-mysql2 wraps a query's callback with this._wrap(arguments, index)",
+    package: '@opentelemetry/instrumentation-mysql2',
+    checked: '0.70.0',
+    why: "instrumentations.ts plainCallbackWraps replaces the instance's `_wrap` so that a numbered argument (the query's callback) is wrapped by plain assignment instead of shimmer's defineProperty calls; if the query patch stops wrapping the callback through `this._wrap` with its index, the replacement is never reached and shimmer's wrap runs, as before",
+  },
+  {
     name: 'instrumentation RequireInTheMiddleSingleton file, _instance and register()',
     ...INSTRUMENTATION,
     why: "module-hook.ts sets the private static _instance of RequireInTheMiddleSingleton (dist/platform/node/RequireInTheMiddleSingleton.cjs, required by path through upstream-utils.ts) before forktrace creates its instrumentations, so that they register (`register(moduleName, onRequire)`, called by InstrumentationBase.enable through its `_requireInTheMiddleSingleton` field) with one hook limited to their modules. If the file, the field or getInstance moves, upstream's singleton stays: the same patches, with the start paying for a resolution of every file the app loads",
