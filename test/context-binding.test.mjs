@@ -173,6 +173,21 @@ test('an HTTP message gets no methods of its own when bound; one not bound runs 
     names.filter((name) => Object.hasOwn(bound, name)),
     [],
   );
+  // `for...in` over a message lists the listener methods as it did untraced (EventEmitter's are enumerable).
+  const listed = new Set();
+  for (const key in bound) listed.add(key);
+  const untraced = (name) => {
+    for (let o = Object.getPrototypeOf(http.IncomingMessage.prototype); o; o = Object.getPrototypeOf(o)) {
+      const d = Object.getOwnPropertyDescriptor(o, name);
+      if (d) return d.enumerable;
+    }
+    return false;
+  };
+  assert.deepEqual(
+    names.map((name) => [name, listed.has(name)]),
+    names.map((name) => [name, untraced(name)]),
+  );
+  assert.ok(listed.has('on'), "EventEmitter's `on` is enumerable: a message lists it");
   const free = EMITTERS.ServerResponse();
   const where = [];
   const listener = () => where.push(lean.active().getValue(KEY) ?? 'root');

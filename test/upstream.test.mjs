@@ -300,20 +300,24 @@ const CHECKS = {
       calls++;
       return httpUtils.getIncomingRequestAttributes(...args);
     });
+    let ours;
+    let theirs;
     const server = http.createServer((req, res) => {
-      res.end(JSON.stringify({ ours: fast(req, options, undefined), theirs: httpUtils.getIncomingRequestAttributes(req, options, undefined) }));
+      ours = fast(req, options, undefined);
+      theirs = httpUtils.getIncomingRequestAttributes(req, options, undefined);
+      res.end();
     });
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const body = await new Promise((resolve, reject) => {
+      await new Promise((resolve, reject) => {
         http.get({ host: '127.0.0.1', port: server.address().port, path: '/plain/path', headers: { 'user-agent': 'check' } }, (res) => {
-          let text = '';
-          res.on('data', (c) => (text += c));
-          res.on('end', () => resolve(JSON.parse(text)));
+          res.resume();
+          res.on('end', resolve);
         }).on('error', reject);
       });
       assert.equal(calls, 0, "a plain request went to upstream's helper");
-      assert.deepEqual(body.ours, body.theirs, 'upstream computes the attributes of a plain request differently now');
+      assert.deepEqual(ours, theirs, 'upstream computes the attributes of a plain request differently now');
+      assert.deepEqual(Object.keys(ours), Object.keys(theirs), 'upstream orders the attributes of a plain request differently now');
     } finally {
       server.close();
     }

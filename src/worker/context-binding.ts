@@ -163,7 +163,6 @@ const PATCHES: ReadonlyArray<readonly [readonly string[], (original: Method) => 
 function patchHttpPrototypes(): void {
   const http = require('node:http') as typeof import('node:http');
   for (const proto of [http.IncomingMessage.prototype, http.OutgoingMessage.prototype] as unknown as Emitter[]) {
-    if (Object.prototype.hasOwnProperty.call(proto, PATCHED_PROTOTYPE)) continue;
     for (const [names, patch] of PATCHES) {
       for (const name of names) {
         const own = Object.prototype.hasOwnProperty.call(proto, name) ? proto[name] : undefined;
@@ -173,13 +172,28 @@ function patchHttpPrototypes(): void {
             : function (this: Emitter, event, listener) {
                 return (Object.getPrototypeOf(proto) as Record<string, Method>)[name]!.call(this, event, listener);
               };
-        Object.defineProperty(proto, name, { value: patch(original), writable: true, configurable: true });
+        // As enumerable as the method it stands in for, so that `for...in` over a message lists what it did.
+        Object.defineProperty(proto, name, {
+          value: patch(original),
+          writable: true,
+          configurable: true,
+          enumerable: isEnumerableIn(proto, name),
+        });
       }
     }
     Object.defineProperty(proto, PATCHED_PROTOTYPE, { value: true });
   }
 }
 let httpPrototypesPatched = false;
+
+/** Whether `name` is enumerable where `object`'s prototype chain first has it. */
+function isEnumerableIn(object: object, name: string): boolean {
+  for (let o: object | null = object; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const found = Object.getOwnPropertyDescriptor(o, name);
+    if (found !== undefined) return found.enumerable === true;
+  }
+  return false;
+}
 
 /**
  * upstream's `_bindEventEmitter`, with a context property instead of eight closures per emitter,

@@ -47,11 +47,11 @@ import {
 import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
 import type { ServerSpanStarter } from './dropped-spans';
 import { redactUrlAttributes } from './redact-url';
-import { fastRequestAttributes, normalizeMethod, type RequestAttributeOptions } from './request-attributes';
+import { fastRequestAttributes, normalizeMethod, type RequestAttributes } from './request-attributes';
 
 /** The helpers of instrumentation-http's utils file this handler calls. */
 export interface HttpUtils {
-  getIncomingRequestAttributes(request: IncomingMessage, options: RequestAttributeOptions, logger: unknown): Attributes;
+  getIncomingRequestAttributes: RequestAttributes;
   getIncomingStableRequestMetricAttributesOnResponse(spanAttributes: Attributes): Attributes;
 }
 
