@@ -170,12 +170,32 @@ async function bundle(file, plugins, what, noDynamicImport = false) {
     /[^\t\n\r -~]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
-  if (noDynamicImport) text = requireBuiltins(text, file);
+  if (noDynamicImport) {
+    // The preload: src/code-cache.ts compiles it as a script, which gets the bundle as a function
+    // from it (a build from before the prefix, as the bench's baselines, is written as it was).
+    const { PRELOAD_PREFIX = '', PRELOAD_SUFFIX = '' } = createRequire(entry)('./code-cache.js');
+    text = PRELOAD_PREFIX + requireBuiltins(text, file) + PRELOAD_SUFFIX;
+  }
   fs.writeFileSync(file, text);
   console.log(`bundled ${path.relative(ROOT, file)}: ${(text.length / 1024).toFixed(0)} KB`);
 }
 
-const preloadPlugins = [traceTransformer, upstreamUtils, metricsOutside];
+// import-in-the-middle: the instrumentation package gets dist/worker/esm-hook.js in its place,
+// which loads the real one only where an ESM loader hook can be registered (a CommonJS worker
+// would load worker_threads and more for hooks that never fire). esm-hook.js's own require of it
+// stays external.
+const esmHookOnlyWithLoader = {
+  name: 'esm-hook-only-with-loader',
+  setup(b) {
+    b.onResolve({ filter: /^import-in-the-middle$/ }, (args) =>
+      args.importer.includes(`${path.sep}node_modules${path.sep}@opentelemetry${path.sep}instrumentation${path.sep}`)
+        ? { path: path.join(path.dirname(entry), 'worker', 'esm-hook.js') }
+        : undefined,
+    );
+  },
+};
+
+const preloadPlugins = [traceTransformer, upstreamUtils, metricsOutside, esmHookOnlyWithLoader];
 await bundle(
   entry,
   [...preloadPlugins, await semconvUsed(entry, preloadPlugins)],

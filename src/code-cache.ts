@@ -26,6 +26,19 @@ import { defaultUser, ownDir, uid, writableBy, writePrivate } from './private-di
 
 /** The preload proper; `__dirname` is dist/, where tsc puts this file. */
 export const PRELOAD = path.join(__dirname, 'preload.js');
+/**
+ * What the build puts before the bundle in preload.js (scripts/bundle.mjs), on its first line:
+ * run by `require`, where the top-level `this` is `module.exports`, the file runs the bundle as any
+ * CommonJS file; compiled here as a script, where `this` is the global object, its value is the
+ * bundle as a function to call as `require` would. So V8 compiles and keeps the file's own text as
+ * it is. Wrapped here instead, the file would be read into one string and copied into another, and
+ * the dead first copy (0.7 MB) would stay until V8's next collection, which an idle app may not
+ * reach (BENCHMARKS.md, change 14).
+ */
+export const PRELOAD_PREFIX =
+  '(this === globalThis ? (f) => f : (f) => f.call(exports, exports, require, module, __filename, __dirname))(function (exports, require, module, __filename, __dirname) { ';
+/** What the build puts after the bundle. */
+export const PRELOAD_SUFFIX = '\n});\n';
 /** The cache is written this long after the start, so that it holds what the app's start compiled too. */
 export const WRITE_AFTER_MS = 10_000;
 /** Cache files kept in the folder (one per Node version, flags and forktrace build). */
@@ -152,10 +165,13 @@ function prepare(parent: NodeJS.Module): (() => void) | undefined {
   }
   const file = cacheFile(where.dir, fs.statSync(PRELOAD));
   const cached = readCache(file);
-  const source = fs.readFileSync(PRELOAD, 'utf8');
-  // The wrapper `require` puts around a CommonJS file, on the file's first line so that its line
-  // numbers stay as they are.
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {
+  const text = fs.readFileSync(PRELOAD, 'utf8');
+  // A preload.js not built by scripts/bundle.mjs gets the wrapper `require` puts around a CommonJS
+  // file, on its first line so that its line numbers stay as they are.
+  const source = text.startsWith(PRELOAD_PREFIX)
+    ? text
+    : `(function (exports, require, module, __filename, __dirname) { ${text}\n})`;
+  const script = new vm.Script(source, {
     filename: PRELOAD,
     cachedData: cached,
     // No dynamic import option: the build turned the bundle's into requires (scripts/bundle.mjs), since

@@ -24,6 +24,8 @@ try {
     };
     if (sync.supportsSyncHooks()) sync.register(registerOptions.data);
     else nodeModule.register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
+    // The preload's instrumentations load import-in-the-middle only when told so (worker/esm-hook.ts).
+    (globalThis as Record<symbol, unknown>)[Symbol.for('forktrace.esm-loader-registered')] = true;
     require('./register.js');
     await waitForAllMessagesAcknowledged();
   }

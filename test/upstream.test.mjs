@@ -379,6 +379,22 @@ const CHECKS = {
     assert.ok(built.includes('RequireInTheMiddleSingleton.getInstance()'), 'InstrumentationBase no longer takes the singleton from getInstance()');
     assert.ok(built.includes('this._requireInTheMiddleSingleton.register(module.name, onRequire)'), 'enable() no longer registers with the singleton');
   },
+  "instrumentation InstrumentationBase uses import-in-the-middle only through `new Hook(modules, options, fn)`": () => {
+    const users = builtFiles('@opentelemetry/instrumentation').filter((f) => f.endsWith('.cjs') && fs.readFileSync(f, 'utf8').includes('import-in-the-middle'));
+    assert.deepEqual(
+      users.map((f) => path.basename(f)),
+      ['instrumentation.cjs'],
+      'another CommonJS file of @opentelemetry/instrumentation loads import-in-the-middle',
+    );
+    const text = fs.readFileSync(users[0], 'utf8');
+    const binding = /(\w+) = require\("import-in-the-middle"\)/.exec(text)?.[1];
+    assert.ok(binding, 'instrumentation.cjs no longer requires import-in-the-middle as one binding');
+    const uses = [...text.matchAll(new RegExp(`\\b${binding}\\b(.{0,6})`, 'g'))].map((m) => m[1]).slice(1);
+    assert.deepEqual(uses, ['.Hook('], `instrumentation.cjs uses ${binding} otherwise than as new ${binding}.Hook(...)`);
+    assert.match(text, new RegExp(`new ${binding}\\.Hook\\(\\[module\\.name\\], \\{ internals: true \\}, hookFn\\)`), 'the ESM hook is no longer made as new Hook([name], options, fn)');
+    const hookUses = [...text.matchAll(/_hooks(\s*=|\.\w+)/g)].map((m) => m[1].trim());
+    assert.deepEqual([...new Set(hookUses)].sort(), ['.length', '.push', '='], 'InstrumentationBase does more with its hooks than keep them');
+  },
   'instrumentation InstrumentationBase._extractPackageVersion(baseDir)': () => {
     const { MySQL2Instrumentation } = require('@opentelemetry/instrumentation-mysql2');
     const instance = new MySQL2Instrumentation({ enabled: false });

@@ -20,6 +20,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type { SpoolConfig } from '../config/types';
@@ -36,6 +37,17 @@ const CLAIM = /^(.+\.otlp)\.sending-(\d+)$/;
 const STALE_CLAIM_MS = 5 * 60_000;
 /** Files a start looks at, at most; the size bound keeps the folder far below this. */
 const MAX_FILES = 1000;
+/**
+ * The file calls a start makes, as promises of the callback API: `fs.promises` loads Node's whole
+ * promise file API (file handles, watchers, readline), about 1.5 MB of every worker's RSS on Node 24.
+ */
+const files = {
+  lstat: promisify(fs.lstat),
+  readdir: promisify(fs.readdir),
+  rename: promisify(fs.rename),
+  unlink: promisify(fs.unlink),
+  readFile: promisify(fs.readFile),
+};
 
 /** What the exiting process writes, besides the body. */
 export interface SpoolHeader {
@@ -235,12 +247,12 @@ export async function deliverSpool(
   let names: string[];
   try {
     for (const d of [spool.dir, dir]) {
-      const st = await fs.promises.lstat(d);
+      const st = await files.lstat(d);
       report.problem = folderProblem(d, st);
       if (report.problem !== undefined) return report;
       if (d === spool.dir && spool.chosen === true) report.writableBy = writableBy(st);
     }
-    names = (await fs.promises.readdir(dir)).slice(0, MAX_FILES).sort();
+    names = (await files.readdir(dir)).slice(0, MAX_FILES).sort();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') report.problem = `cannot read ${dir} (${errorText(e)})`;
     return report;
@@ -256,7 +268,7 @@ export async function deliverSpool(
       let stale = pid === process.pid || !alive(pid);
       if (!stale) {
         try {
-          stale = now() - (await fs.promises.lstat(from)).ctimeMs > STALE_CLAIM_MS;
+          stale = now() - (await files.lstat(from)).ctimeMs > STALE_CLAIM_MS;
         } catch {
           continue;
         }
@@ -266,7 +278,7 @@ export async function deliverSpool(
     const base = claim ? (claim[1] as string) : name;
     const claimed = path.join(dir, `${base}.sending-${process.pid}`);
     try {
-      await fs.promises.rename(from, claimed);
+      await files.rename(from, claimed);
     } catch {
       continue; // another process claimed it first
     }
@@ -284,10 +296,10 @@ async function deliverOne(
   report: SpoolReport,
   now: () => number,
 ): Promise<void> {
-  const drop = () => fs.promises.unlink(claimed).catch(() => undefined);
+  const drop = () => files.unlink(claimed).catch(() => undefined);
   let data: Buffer;
   try {
-    const st = await fs.promises.lstat(claimed);
+    const st = await files.lstat(claimed);
     const me = uid();
     if (!st.isFile() || (me !== undefined && st.uid !== me)) {
       report.skipped.foreign++;
@@ -297,7 +309,7 @@ async function deliverOne(
       report.skipped.corrupt++;
       return drop();
     }
-    data = await fs.promises.readFile(claimed);
+    data = await files.readFile(claimed);
   } catch {
     report.skipped.corrupt++;
     return;
@@ -334,5 +346,5 @@ async function deliverOne(
   }
   report.kept.files++;
   if (!report.kept.why.includes(outcome.why)) report.kept.why.push(outcome.why);
-  await fs.promises.rename(claimed, released).catch(() => undefined);
+  await files.rename(claimed, released).catch(() => undefined);
 }

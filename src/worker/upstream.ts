@@ -222,6 +222,11 @@ export const UPSTREAM_INTERNALS: readonly UpstreamInternal[] = [
     why: "module-hook.ts sets the private static _instance of RequireInTheMiddleSingleton (dist/platform/node/RequireInTheMiddleSingleton.cjs, required by path through upstream-utils.ts) before forktrace creates its instrumentations, so that they register (`register(moduleName, onRequire)`, called by InstrumentationBase.enable through its `_requireInTheMiddleSingleton` field) with one hook limited to their modules. If the file, the field or getInstance moves, upstream's singleton stays: the same patches, with the start paying for a resolution of every file the app loads",
   },
   {
+    name: 'instrumentation InstrumentationBase uses import-in-the-middle only through `new Hook(modules, options, fn)`',
+    ...INSTRUMENTATION,
+    why: "the bundled preload gives the package esm-hook.ts in place of import-in-the-middle (scripts/bundle.mjs), whose Hook is the real one only where an ESM loader hook can be registered, and offers only the constructor and unhook(); if upstream uses more of import-in-the-middle, the preload's instrumentations would call what esm-hook.ts does not have: the check fails by name",
+  },
+  {
     name: 'instrumentation InstrumentationBase._extractPackageVersion(baseDir)',
     ...INSTRUMENTATION,
     why: "module-hook.ts shareVersionLookups wraps this private method (which _onRequire calls as `this._extractPackageVersion(baseDir)` for every file of a hooked package) on each of forktrace's instrumentations so that each folder's package.json is read once; if it is renamed, the wrapper is never called and each file reads it again, as upstream does",
