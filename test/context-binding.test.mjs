@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 const require = createRequire(import.meta.url);
 const { ROOT_CONTEXT, createContextKey } = require('@opentelemetry/api');
 const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
-const { useLeanBinding } = require('../dist/worker/context-binding.js');
+const { addUnbound, useLeanBinding } = require('../dist/worker/context-binding.js');
 
 const KEY = createContextKey('forktrace.test');
 const inside = ROOT_CONTEXT.setValue(KEY, 'inside');
@@ -198,6 +198,44 @@ test('an HTTP message gets no methods of its own when bound; one not bound runs 
   free.off('x', listener);
   assert.equal(free.listenerCount('x'), 0);
 });
+
+// forktrace's own listeners on a bound response (ending the server span and the express handler's
+// span) are added as they are: they run where the event is emitted, with no switch of context;
+// what the app adds after them is still bound.
+for (const kind of ['ServerResponse', 'EventEmitter']) {
+  test(`addUnbound on a bound ${kind}: the listener as it is, run where emitted, removable; the app's still bound`, () => {
+    const { lean } = managers();
+    const emitter = lean.bind(inside, kind === 'EventEmitter' ? new EventEmitter() : EMITTERS.ServerResponse());
+    const where = [];
+    const own = () => where.push(['own', lean.active().getValue(KEY) ?? 'root']);
+    const ownOnce = () => where.push(['own once', lean.active().getValue(KEY) ?? 'root']);
+    const app = () => where.push(['app', lean.active().getValue(KEY) ?? 'root']);
+    addUnbound(emitter, 'close', own);
+    addUnbound(emitter, 'close', ownOnce, true);
+    emitter.on('close', app);
+    assert.equal(emitter.rawListeners('close')[0], own, 'the own listener was wrapped');
+    assert.equal(emitter.listeners('close')[2], app);
+    assert.notEqual(emitter.rawListeners('close')[2], app, "the app's listener is no longer bound");
+    const elsewhere = ROOT_CONTEXT.setValue(KEY, 'emitter');
+    lean.with(elsewhere, () => emitter.emit('close'));
+    lean.with(elsewhere, () => emitter.emit('close'));
+    assert.deepEqual(where, [
+      ['own', 'emitter'],
+      ['own once', 'emitter'],
+      ['app', 'inside'],
+      ['own', 'emitter'],
+      ['app', 'inside'],
+    ]);
+    emitter.removeListener('close', own);
+    emitter.off('close', app);
+    assert.equal(emitter.listenerCount('close'), 0);
+    // A later add by the app, once, is bound as before.
+    emitter.once('close', app);
+    where.length = 0;
+    lean.with(elsewhere, () => emitter.emit('close'));
+    assert.deepEqual(where, [['app', 'inside']]);
+  });
+}
 
 test("a bound HTTP message calls what Readable's `on` is at the time, as an unbound one does", () => {
   const { lean } = managers();

@@ -21,6 +21,7 @@
  * Listed in upstream.ts.
  */
 import type { AsyncLocalStorage } from 'node:async_hooks';
+import type { EventEmitter } from 'node:events';
 import type { Context } from '@opentelemetry/api';
 import type { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 
@@ -112,6 +113,31 @@ const REMOVE_METHODS = ['removeListener', 'off'] as const;
 
 // Set while an original add runs: Node's `once` adds its own wrapper through `this.on`.
 let adding = false;
+
+/**
+ * Adds forktrace's own `listener` to `emitter` as it is, not bound to the context the emitter is
+ * bound to: a listener that only ends a span needs no context, and a bound one switches to it at
+ * each call. On Node 24 a switch makes two AsyncLocalStorage frames (a copy of a Map each), and a
+ * response's 'close' comes in the express handler's context, not the request's: two of the five
+ * switches of a sampled /hello request (BENCHMARKS.md, change 15). The other patches of the
+ * emitter's methods still run. Under upstream's binding (when this module's could not be used),
+ * the listener is bound as before.
+ */
+export function addUnbound(
+  emitter: Pick<EventEmitter, 'on' | 'once'>,
+  event: string | symbol,
+  listener: Parameters<EventEmitter['on']>[1],
+  once = false,
+): void {
+  const was = adding;
+  adding = true;
+  try {
+    if (once) emitter.once(event, listener);
+    else emitter.on(event, listener);
+  } finally {
+    adding = was;
+  }
+}
 
 /** An add method that binds a listener added to a bound emitter, then adds it with `original`. */
 const adder = (original: Method): Method =>

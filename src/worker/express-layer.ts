@@ -15,10 +15,12 @@
  * upstream's own helpers (its utils file, loaded by path: upstream-utils.ts). Turned off by
  * FORKTRACE_EXPRESS_PATCH=upstream. Listed in upstream.ts.
  */
+import type { EventEmitter } from 'node:events';
 import { context, diag, trace, SpanStatusCode, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 import { safeExecuteInTheMiddle } from '@opentelemetry/instrumentation';
 import type { ExpressInstrumentation, ExpressInstrumentationConfig } from '@opentelemetry/instrumentation-express';
+import { addUnbound } from './context-binding';
 import { LAYERS_STORE } from './express-route';
 import { notRecording } from './not-recording';
 
@@ -57,10 +59,7 @@ interface Request {
   route?: unknown;
   [LAYERS_STORE]?: unknown[];
 }
-interface Response {
-  once(event: 'close', listener: () => void): unknown;
-  removeListener(event: 'close', listener: () => void): unknown;
-}
+type Response = Pick<EventEmitter, 'on' | 'once' | 'removeListener'>;
 interface Layer {
   handle: Handle;
   [PATCHED]?: boolean;
@@ -194,6 +193,6 @@ function handleLayer(
     throw anyError;
   } finally {
     // Not called back yet: the layer answers later, or answered itself; the response's end says.
-    if (!ended) res.once('close', onResponseEnded);
+    if (!ended) addUnbound(res, 'close', onResponseEnded, true);
   }
 }

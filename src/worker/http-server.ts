@@ -13,7 +13,10 @@
  * The rest is upstream's, step for step: the ignore hook, extraction of the parent, the RPC
  * metadata instrumentation-express writes the route into, the binding of the request and response
  * to the span's context, the request and response hooks, the end on the response's `close` and
- * on an error. A recording span ends through upstream's own `_onServerResponseFinish`.
+ * on an error. A recording span ends through upstream's own `_onServerResponseFinish`. Those two
+ * listeners are not bound to the request's context (context-binding.ts addUnbound): the route
+ * upstream reads from the active context is there whenever the response closes in a context of
+ * the request, and the end runs in the request's context otherwise.
  *
  * forktrace's samplers do not read attributes (settings.ts lists them), so starting bare changes no
  * decision. forktrace's query redaction runs on a span's attributes when it starts
@@ -35,7 +38,14 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { getRPCMetadata, hrTime, RPCType, setRPCMetadata, suppressTracing } from '@opentelemetry/core';
+import {
+  getRPCMetadata,
+  hrTime,
+  RPCType,
+  setRPCMetadata,
+  suppressTracing,
+  type RPCMetadata,
+} from '@opentelemetry/core';
 import { safeExecuteInTheMiddle } from '@opentelemetry/instrumentation';
 import {
   ATTR_HTTP_REQUEST_METHOD as METHOD,
@@ -45,6 +55,7 @@ import {
   ATTR_URL_SCHEME as SCHEME,
 } from '@opentelemetry/semantic-conventions';
 import type { HttpInstrumentation, HttpInstrumentationConfig } from '@opentelemetry/instrumentation-http';
+import { addUnbound } from './context-binding';
 import type { ServerSpanStarter } from './dropped-spans';
 import { redactUrlAttributes } from './redact-url';
 import { fastRequestAttributes, normalizeMethod, type RequestAttributes } from './request-attributes';
@@ -180,7 +191,8 @@ function incomingRequest(
     metricAttributes = { [METHOD]: normalizeMethod(method), [SCHEME]: component };
     if (request.httpVersion) metricAttributes[PROTOCOL_VERSION] = request.httpVersion;
   }
-  const ctx = setRPCMetadata(trace.setSpan(parent, span), { type: RPCType.HTTP, span });
+  const rpc: RPCMetadata = { type: RPCType.HTTP, span };
+  const ctx = setRPCMetadata(trace.setSpan(parent, span), rpc);
   return context.with(ctx, () => {
     context.bind(ctx, request);
     context.bind(ctx, response);
@@ -189,12 +201,19 @@ function incomingRequest(
     if (!recording && !measured) return original.call(server, 'request', request, response);
     if (config.responseHook) self._callResponseHook(span, response);
     let hasError = false;
-    response.on('close', () => {
+    // forktrace's own listeners, not bound to the request's context (addUnbound: a bound listener
+    // switches context at each call, and the response closes in the express handler's context).
+    addUnbound(response, 'close', () => {
       if (hasError) return;
-      if (recording) self._onServerResponseFinish(request, response, span, metricAttributes, startTime);
-      else closeUnrecorded(self, utils, response, span, metricAttributes, startTime);
+      if (!recording) return closeUnrecorded(self, utils, response, span, metricAttributes, startTime, rpc);
+      // upstream's end reads the route from the active context's RPC metadata. Where the response
+      // closes in a context of this request (the usual case), that is `rpc`; anywhere else, the
+      // end runs in the request's context, as it would bound.
+      if (getRPCMetadata(context.active()) === rpc)
+        self._onServerResponseFinish(request, response, span, metricAttributes, startTime);
+      else context.with(ctx, () => self._onServerResponseFinish(request, response, span, metricAttributes, startTime));
     });
-    response.on(errorMonitor, (error: unknown) => {
+    addUnbound(response, errorMonitor, (error: unknown) => {
       hasError = true;
       self._onServerResponseError(span, metricAttributes, startTime, error);
     });
@@ -240,7 +259,8 @@ function ignored(hook: (request: IncomingMessage) => boolean, request: IncomingM
 
 /**
  * The end of a span that does not record: what upstream's `_onServerResponseFinish` gives the
- * request-duration metric (status code, route, error type), without the span's attributes.
+ * request-duration metric (status code, route, error type), without the span's attributes. The
+ * route is read from the request's RPC metadata itself, where upstream reads the active context's.
  */
 function closeUnrecorded(
   self: Instrumentation,
@@ -249,10 +269,10 @@ function closeUnrecorded(
   span: Span,
   metricAttributes: Attributes,
   startTime: HrTime,
+  rpc: RPCMetadata,
 ): void {
   const onResponse: Attributes = { [STATUS_CODE]: response.statusCode };
-  const metadata = getRPCMetadata(context.active());
-  if (metadata?.type === RPCType.HTTP && metadata.route !== undefined) onResponse[ROUTE] = metadata.route;
+  if (rpc.type === RPCType.HTTP && rpc.route !== undefined) onResponse[ROUTE] = rpc.route;
   Object.assign(metricAttributes, utils.getIncomingStableRequestMetricAttributesOnResponse(onResponse));
   self._closeHttpSpan(span, SpanKind.SERVER, startTime, metricAttributes);
 }
