@@ -42,7 +42,10 @@ const stats = zeroExportStats();
 const provider = new TracerProvider({
   resource: buildResource(config, workerIdentity(process.env, undefined, undefined)),
   ...(SAMPLE ? {} : { sampler: new AlwaysOffSampler() }),
-  spanProcessors: EXPORT ? createExporters(config).map((e) => countingBatchProcessor(e, config.batch, stats)) : [],
+  // The OTLP exporter (the one with abandonInFlight) takes spans encoded when they end, as forktrace's pipeline gives it.
+  spanProcessors: EXPORT
+    ? createExporters(config).map((e) => countingBatchProcessor(e, config.batch, stats, typeof e.abandonInFlight === 'function'))
+    : [],
 });
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(
