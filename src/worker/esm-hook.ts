@@ -5,8 +5,10 @@
  * @opentelemetry/instrumentation creates an import-in-the-middle `Hook` next to each
  * require-in-the-middle hook, for the modules an app loads with `import`. Such a hook does
  * nothing unless import-in-the-middle's loader hook is registered in the process, and loading
- * import-in-the-middle loads `worker_threads` and its dependencies: on Node 24 about 2 MB of a
- * CommonJS worker's idle RSS, for hooks that can never fire (BENCHMARKS.md, change 14).
+ * import-in-the-middle loads `worker_threads` and its dependencies, for hooks that can never fire:
+ * 4.7 MB of RSS in a bare Node 24 process, mostly Node's own code paged in; in the example app,
+ * which pages in much of the same code, 0.4 MB with the spool's `fs.promises` (BENCHMARKS.md,
+ * change 14).
  *
  * scripts/bundle.mjs gives the instrumentation package this module in place of
  * import-in-the-middle. The real package is loaded, and the hook made, when
