@@ -39,7 +39,7 @@ const STALE_CLAIM_MS = 5 * 60_000;
 const MAX_FILES = 1000;
 /**
  * The file calls a start makes, as promises of the callback API: `fs.promises` loads Node's whole
- * promise file API (file handles, watchers, readline), about 1.5 MB of every worker's RSS on Node 24.
+ * promise file API (file handles, watchers, readline), 1.5 MB of RSS in a bare Node 24 process.
  */
 const files = {
   lstat: promisify(fs.lstat),
