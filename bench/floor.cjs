@@ -25,7 +25,7 @@ const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-asyn
 const { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } = require('@opentelemetry/core');
 const { AlwaysOffSampler, TracerProvider } = require('@opentelemetry/sdk-trace');
 const { resolveConfig, defaultHostFacts } = require('../dist/config/resolve.js');
-const { createExporters, countingBatchProcessor, zeroExportStats } = require('../dist/worker/exporter.js');
+const { createExporters, countingBatchProcessor, isOtlpExporter, zeroExportStats } = require('../dist/worker/exporter.js');
 const { buildResource, workerIdentity } = require('../dist/worker/resource.js');
 const { redactQuery } = require('../dist/worker/redact-url.js');
 
@@ -42,9 +42,9 @@ const stats = zeroExportStats();
 const provider = new TracerProvider({
   resource: buildResource(config, workerIdentity(process.env, undefined, undefined)),
   ...(SAMPLE ? {} : { sampler: new AlwaysOffSampler() }),
-  // The OTLP exporter (the one with abandonInFlight) takes spans encoded when they end, as forktrace's pipeline gives it.
+  // The OTLP exporter takes spans encoded when they end, as forktrace's pipeline gives it.
   spanProcessors: EXPORT
-    ? createExporters(config).map((e) => countingBatchProcessor(e, config.batch, stats, typeof e.abandonInFlight === 'function'))
+    ? createExporters(config).map((e) => countingBatchProcessor(e, config.batch, stats, isOtlpExporter(e)))
     : [],
 });
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

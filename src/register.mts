@@ -25,7 +25,8 @@ try {
     if (sync.supportsSyncHooks()) sync.register(registerOptions.data);
     else nodeModule.register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
     // The preload's instrumentations load import-in-the-middle only when told so (worker/esm-hook.ts).
-    (globalThis as Record<symbol, unknown>)[Symbol.for('forktrace.esm-loader-registered')] = true;
+    const { ESM_LOADER } = require('./worker/esm-hook.js') as typeof import('./worker/esm-hook.js');
+    (globalThis as Record<symbol, unknown>)[ESM_LOADER] = true;
     require('./register.js');
     await waitForAllMessagesAcknowledged();
   }

@@ -1,8 +1,8 @@
 // forktrace's handler of server requests (src/worker/http-server.ts, the default) against
 // instrumentation-http's own (FORKTRACE_HTTP_PATCH=upstream), on one app with a route for each way
 // a request can go: JSON in and out, a thrown error, a 5xx answer, a method the HTTP conventions do
-// not name, no route, a body read by late listeners that then calls another server, and callers
-// that sent a sampled or an unsampled traceparent.
+// not name, no route, a body read by late listeners that then calls another server, an answer
+// from outside the request's context, and callers that sent a sampled or an unsampled traceparent.
 //
 // What a user checks: the same spans (names, kinds, parents, attributes, statuses, events) and the
 // same request-duration metrics from both, every request counted whether sampled or not; secrets
@@ -49,6 +49,8 @@ const CASES = [
     201,
   ],
   ['/forward?n=12', { method: 'POST', body: 'x=2', headers: caller(UNSAMPLED_CALLER, false) }, 200],
+  ['/later/13?n=13', {}, 200],
+  ['/later/14?n=14', { headers: caller(UNSAMPLED_CALLER, false) }, 200],
 ];
 const UNSAMPLED = CASES.filter(([, o]) => o.headers?.traceparent?.endsWith('-00')).length;
 const FORWARDS = CASES.filter(([p]) => p.startsWith('/forward')).length;
@@ -135,6 +137,11 @@ for (const metrics of [true, false]) {
     const forwarded = forktrace.spans.find((s) => s.kind === CLIENT && s.attributes['url.full']?.endsWith('/echo?x=1'));
     assert.ok(forwarded, 'the sampled forward made a client span');
     assert.equal(forktrace.answers['/forward?n=8'], `00-${forwarded.traceId}-${forwarded.spanId}-01`);
+    // Answered outside the request's context: the route is still on the span and in the metric.
+    const later = forktrace.spans.find((s) => s.attributes['url.path'] === '/later/13');
+    assert.equal(later?.name, 'GET /later/:id');
+    assert.equal(later.attributes['http.route'], '/later/:id');
+    if (metrics) assert.ok(forktrace.server.some((line) => line.includes('"/later/:id"]') && line.endsWith(' 2')), forktrace.server.join('\n'));
     const counted = forktrace.server.reduce((n, line) => n + Number(line.split(' ').pop()), 0);
     assert.equal(
       counted,

@@ -191,7 +191,7 @@ export class CountingExporter implements QueueExporter, Abandonable {
 
   /** Whether this sends OTLP (an exit can send its spans from another process) or not (console). */
   get isOtlp(): boolean {
-    return this.inner instanceof OtlpProtoExporter;
+    return isOtlpExporter(this.inner);
   }
 
   /**
@@ -343,6 +343,11 @@ function oneExportAtATime(processor: BatchSpanProcessor): void {
     this._timer = setTimeout(flush, this._scheduledDelayMillis);
     this._timer.unref();
   };
+}
+
+/** Whether `exporter` is forktrace's OTLP exporter, which takes spans encoded when they end. */
+export function isOtlpExporter(exporter: unknown): boolean {
+  return exporter instanceof OtlpProtoExporter;
 }
 
 export function createExporters(config: ResolvedConfig): Array<SpanExporter | OtlpProtoExporter> {

@@ -272,7 +272,7 @@ function closeUnrecorded(
   rpc: RPCMetadata,
 ): void {
   const onResponse: Attributes = { [STATUS_CODE]: response.statusCode };
-  if (rpc.type === RPCType.HTTP && rpc.route !== undefined) onResponse[ROUTE] = rpc.route;
+  if (rpc.route !== undefined) onResponse[ROUTE] = rpc.route;
   Object.assign(metricAttributes, utils.getIncomingStableRequestMetricAttributesOnResponse(onResponse));
   self._closeHttpSpan(span, SpanKind.SERVER, startTime, metricAttributes);
 }
